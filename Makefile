@@ -1,0 +1,40 @@
+# moat: the two commands a newcomer needs.
+#   make run    install build deps, build, start moat on its built-in demo
+#   make test   install build+test deps, build (release + ASan/UBSan), run ctest
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all build run test deps-build deps-test bench fuzz clean
+
+all: build
+
+deps-build:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: deps-build $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target moat
+
+run: build
+	$(BUILD)/moat run
+
+test: deps-test $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j 3 --timeout 600
+
+bench:
+	@scripts/deps.sh bench
+	bench/proxy.sh
+
+fuzz:
+	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DMOAT_LIBFUZZER=ON -DMOAT_SANITIZERS=OFF >/dev/null
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_h1
+	$(BUILD)-fuzz/fuzz_h1 -max_total_time=60 tests/fuzz/corpus/h1
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-fuzz

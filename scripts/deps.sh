@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what moat needs on Debian bookworm, only what is missing.
+#   scripts/deps.sh build   compiler, cmake, -dev libraries
+#   scripts/deps.sh test    build + cmocka and the real peers the tests use
+#   scripts/deps.sh bench   test + the proxies and load tools of bench/
+set -euo pipefail
+what=${1:-build}
+
+build=(gcc make cmake pkg-config libuv1-dev libssl-dev libyaml-dev libjansson-dev
+       libnghttp2-dev libcurl4-openssl-dev openssl ca-certificates)
+test=(libcmocka-dev curl python3 python3-websockets python3-h2 python3-cryptography
+      nginx-light socat procps iproute2)
+bench=(haproxy caddy wrk nghttp2-client)
+
+pkgs=("${build[@]}")
+case "$what" in
+  build) ;;
+  test) pkgs+=("${test[@]}") ;;
+  bench) pkgs+=("${test[@]}" "${bench[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "moat: missing packages: ${missing[*]}" >&2
+  echo "moat: run as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "moat: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts nginx on port 80 when it is installed; tests run their own.
+if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now nginx >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,244 @@
+/*
+ * cli_run.c - `moat run`: the daemon's control thread. It loads the
+ * configuration, starts the workers, and then only waits for signals
+ * (SIGTERM/SIGINT stop gracefully, SIGHUP reloads) and for the periodic
+ * certificate refresh.
+ */
+#include "cli.h"
+#include "conf.h"
+#include "gen.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define REFRESH_MS (6ull * 3600 * 1000) /* internal certificates are checked this often */
+
+struct control {
+	uv_loop_t *loop;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t refresh;
+	const char *file;    /* NULL: the built-in demo */
+	char *demo_data;
+	struct gen *gen;     /* current generation (control's reference) */
+	int exit_code;
+};
+
+static void usage(void)
+{
+	printf("usage: moat run [-c FILE]\n\n"
+	       "Run the gateway in the foreground with the configuration in FILE.\n"
+	       "Without -c, run the built-in demo: HTTPS on https://localhost:8443 with a\n"
+	       "certificate from moat's internal CA (data in ./moat-data) serving a welcome page.\n\n"
+	       "Signals: SIGTERM/SIGINT stop gracefully (in-flight requests finish),\n"
+	       "SIGHUP re-reads FILE (a bad file is refused and the old one keeps serving).\n");
+}
+
+static struct conf *load(struct control *ctl)
+{
+	struct conf *c;
+	char *errs = NULL;
+
+	if (ctl->file == NULL)
+		return conf_demo(ctl->demo_data);
+	c = conf_load(ctl->file, &errs);
+	if (c == NULL) {
+		fputs(errs ? errs : "invalid configuration\n", stderr);
+		if (errs != NULL && errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
+			fputc('\n', stderr);
+		free(errs);
+	}
+	return c;
+}
+
+static int reload(struct control *ctl, const char *why)
+{
+	struct conf *c = load(ctl);
+	struct gen *g;
+
+	if (c == NULL) {
+		log_error("%s refused: %s has errors (above); still serving the previous configuration",
+			  why, ctl->file);
+		return MOAT_ECONFIG;
+	}
+	if (log_access_open(c->access_log) != 0) {
+		log_error("%s refused: cannot open the access log; still serving the previous configuration",
+			  why);
+		conf_free(c);
+		return MOAT_EIO;
+	}
+	g = gen_new(c);
+	if (g == NULL) {
+		log_error("%s refused: still serving the previous configuration", why);
+		return MOAT_ECONFIG;
+	}
+	if (workers_reload(g) != 0) {
+		gen_unref(g);
+		return MOAT_ECONFIG;
+	}
+	gen_unref(ctl->gen);
+	ctl->gen = g;
+	log_info("%sed %s (%zu sites)", why, ctl->file ? ctl->file : "the built-in demo",
+		 g->conf->nsites);
+	return 0;
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+	struct control *ctl = s->data;
+
+	log_info("%s: stopping (in-flight requests may finish)", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	workers_stop();
+	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
+	uv_close((uv_handle_t *)&ctl->sigint, NULL);
+	uv_close((uv_handle_t *)&ctl->sighup, NULL);
+	uv_close((uv_handle_t *)&ctl->refresh, NULL);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+	reload(s->data, "reload");
+}
+
+static void on_refresh(uv_timer_t *t)
+{
+	reload(t->data, "refresh");
+}
+
+static void announce(const struct control *ctl)
+{
+	const struct conf *c = ctl->gen->conf;
+	size_t i;
+
+	fprintf(stderr, "moat: ready (pid %ld, %u workers, %zu sites)", (long)getpid(), c->workers,
+		c->nsites);
+	for (i = 0; i < c->nhttps; i++)
+		fprintf(stderr, " https %s", c->https[i].text);
+	for (i = 0; i < c->nhttp; i++)
+		fprintf(stderr, " http %s", c->http[i].text);
+	fputc('\n', stderr);
+	if (ctl->file == NULL) {
+		printf("\nmoat demo is running: https://localhost:8443/\n"
+		       "Its certificate comes from moat's internal CA. Try:\n\n"
+		       "  curl --cacert %s/internal-ca.pem https://localhost:8443/\n\n"
+		       "Stop it with Ctrl-C. Next: write moat.yaml (see README.md) and run\n"
+		       "  moat check -c moat.yaml && moat run -c moat.yaml\n\n",
+		       c->data);
+		fflush(stdout);
+	}
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct control ctl = {0};
+	struct conf *c;
+	char cwd[PATH_MAX];
+	int rc;
+
+	rc = cli_parse_config_opt("run", argc, argv, &ctl.file);
+	if (rc == 1) {
+		usage();
+		return 0;
+	}
+	if (rc != 0)
+		return 2;
+	signal(SIGPIPE, SIG_IGN);
+	if (ctl.file == NULL) {
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			log_error("cannot read the current directory: %s", strerror(errno));
+			return 1;
+		}
+		ctl.demo_data = xasprintf("%s/moat-data", cwd);
+	}
+	c = load(&ctl);
+	if (c == NULL) {
+		fprintf(stderr, "moat: not started; fix the errors above (moat check -c %s)\n", ctl.file);
+		free(ctl.demo_data);
+		return 1;
+	}
+	if (log_access_open(c->access_log) != 0) {
+		conf_free(c);
+		free(ctl.demo_data);
+		return 1;
+	}
+	ctl.gen = gen_new(c);
+	if (ctl.gen == NULL) {
+		log_error("not started");
+		free(ctl.demo_data);
+		return 1;
+	}
+	if (workers_start(ctl.gen) != 0) {
+		log_error("not started");
+		gen_unref(ctl.gen);
+		free(ctl.demo_data);
+		return 1;
+	}
+	ctl.loop = uv_default_loop();
+	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = ctl.refresh.data = &ctl;
+	uv_signal_init(ctl.loop, &ctl.sigterm);
+	uv_signal_init(ctl.loop, &ctl.sigint);
+	uv_signal_init(ctl.loop, &ctl.sighup);
+	uv_timer_init(ctl.loop, &ctl.refresh);
+	uv_signal_start(&ctl.sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&ctl.sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&ctl.sighup, on_hup, SIGHUP);
+	uv_timer_start(&ctl.refresh, on_refresh, REFRESH_MS, REFRESH_MS);
+	announce(&ctl);
+	uv_run(ctl.loop, UV_RUN_DEFAULT);
+	workers_join();
+	uv_loop_close(ctl.loop);
+	gen_unref(ctl.gen);
+	log_access_close();
+	free(ctl.demo_data);
+	log_info("stopped");
+	return 0;
+}
+
+int cli_parse_config_opt(const char *cmd, int argc, char **argv, const char **config)
+{
+	int i;
+
+	*config = NULL;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			return 1;
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "moat %s: %s needs a file name\n", cmd, a);
+				return 2;
+			}
+			*config = argv[++i];
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			*config = a + 9;
+		} else {
+			fprintf(stderr, "moat %s: unknown option \"%s\"; try \"moat %s --help\"\n", cmd, a,
+				cmd);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+void cli_usage(void)
+{
+	printf("moat %s - put self-hosted web apps on the internet, safely\n\n"
+	       "usage: moat COMMAND [options]\n\n"
+	       "commands:\n"
+	       "  run [-c FILE]    run the gateway (without -c: the built-in demo)\n"
+	       "  check -c FILE    validate a configuration and show what it exposes\n"
+	       "  version          print the version\n"
+	       "  help             this text\n\n"
+	       "Every command takes --help. Docs: README.md, docs/config.md.\n",
+	       MOAT_VERSION);
+}

@@ -1,0 +1,110 @@
+/*
+ * conf.h - YAML configuration -> immutable snapshot.
+ *
+ * A struct conf is built once by conf_load()/conf_parse()/conf_demo() on the
+ * control thread and never changed afterwards, except for the _Atomic
+ * runtime counters in struct conf_site / conf_upstream (round-robin position
+ * and passive failure marks), which any worker may update.
+ * Ownership: the caller of conf_load owns the result and frees it with
+ * conf_free() once no worker references it (see worker.c generations).
+ * Relative paths in the file are resolved against the file's directory.
+ */
+#ifndef MOAT_CONF_H
+#define MOAT_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct conf_addr {
+	char *text;                 /* "127.0.0.1:8443", "[::1]:8443" */
+	struct sockaddr_storage sa;
+	socklen_t salen;
+};
+
+struct conf_upstream {
+	char *url;      /* as written: "http://127.0.0.1:9000" */
+	char *hostport; /* Host header for the upstream and pool key: "127.0.0.1:9000" */
+	struct conf_addr addr; /* resolved at load time */
+	_Atomic uint64_t down_until_ms; /* runtime: passive failure mark (moat_now_ms) */
+};
+
+enum conf_tls {
+	CONF_TLS_INTERNAL = 0, /* moat's internal CA issues and renews the certificate */
+	CONF_TLS_FILES,        /* operator-provided cert + key files */
+};
+
+struct conf_site {
+	char *host;        /* canonical lowercase name, may start with "*." */
+	int line, col;     /* where the site was declared (1-based) */
+	struct conf_upstream *up;
+	size_t nup;
+	_Atomic unsigned rr; /* runtime: round-robin position */
+	enum conf_tls tls;
+	char *cert_file;   /* absolute; CONF_TLS_FILES only */
+	char *key_file;
+	bool is_default;   /* answer unknown SNI / Host with this site */
+	bool redirect;     /* http listener: 308 to https (default true) */
+	bool hsts;         /* Strict-Transport-Security on https (default true) */
+	uint32_t hsts_max_age; /* seconds, default 31536000 */
+	bool welcome;      /* built-in welcome page instead of upstreams (demo) */
+};
+
+struct conf_timeouts {
+	uint32_t header_ms;   /* whole request head must arrive within (default 10s) */
+	uint32_t idle_ms;     /* keep-alive idle, client side (default 60s) */
+	uint32_t connect_ms;  /* upstream connect (default 5s) */
+	uint32_t response_ms; /* upstream response head, and idle gaps while streaming (default 60s) */
+	uint32_t drain_ms;    /* graceful stop: in-flight requests may finish within (default 10s) */
+	uint32_t upstream_idle_ms; /* pooled idle upstream connection lifetime (default 30s) */
+};
+
+struct conf {
+	char *file;        /* path as given, or "(built-in demo)" */
+	char *data;        /* absolute data directory */
+	struct conf_addr *http;  /* empty when http: off */
+	size_t nhttp;
+	struct conf_addr *https;
+	size_t nhttps;
+	unsigned workers;  /* >= 1; default: number of online CPUs */
+	char *access_log;  /* "stdout", "off" or an absolute path */
+	struct conf_timeouts t;
+	size_t max_header_bytes; /* request head limit (default 32 KiB) -> 431 */
+	uint64_t max_body_bytes; /* 0 = unlimited -> 413 */
+	struct conf_site *sites;
+	size_t nsites;
+	const struct conf_site *default_site; /* NULL unless a site has default: true */
+};
+
+/*
+ * Load and validate a YAML file. On success returns the snapshot and sets
+ * *errs to NULL. On failure returns NULL and sets *errs to a heap string
+ * (caller frees) with one line per error, each "file:line:col: message"
+ * naming the offending text and what would be valid. Every error in the
+ * file is reported, not just the first. Unknown keys are errors.
+ * Resolves listen and upstream addresses (may block on DNS: control thread).
+ */
+struct conf *conf_load(const char *path, char **errs);
+
+/* As conf_load, from memory; name is used in messages and dir for relative paths. */
+struct conf *conf_parse(const char *name, const char *dir, const char *text,
+			size_t len, char **errs);
+
+/* The built-in demo: https on localhost:8443, http on localhost:8080,
+ * the welcome page for every name, data in data_dir (absolute). */
+struct conf *conf_demo(const char *data_dir);
+
+/* NULL is a no-op. */
+void conf_free(struct conf *c);
+
+/* Site for a canonical host name: exact match first, then a "*." wildcard
+ * matching exactly one leading label, then the default site; NULL if none. */
+const struct conf_site *conf_find_site(const struct conf *c, const char *host);
+
+/* The `moat check` table: per site host, certificate source, upstreams and
+ * what is exposed to whom; listeners first. */
+void conf_print_table(const struct conf *c, FILE *out);
+
+#endif

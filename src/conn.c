@@ -1,0 +1,480 @@
+/*
+ * conn.c - see conn.h.
+ *
+ * TLS runs over memory BIOs: ciphertext read from the socket is written into
+ * rbio, SSL_read turns it into plaintext in c->in; SSL_write fills wbio,
+ * which is drained into uv_write requests. Memory stays bounded because the
+ * socket is read only while c->in has room and rbio is empty, and the
+ * proxy pauses reading while the other side's write queue is above
+ * CONN_HIGH_WATER.
+ *
+ * Closing is graceful by default ("lingering close"): flush what is queued,
+ * send close_notify, shut down the write side, then discard input for a
+ * short while before closing, so a client that is still sending does not
+ * receive a reset that would destroy the response it is about to read.
+ */
+#include "conn.h"
+#include "conf.h"
+#include "gen.h"
+#include "log.h"
+#include "proxy.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LINGER_MS 2000
+
+struct wreq {
+	uv_write_t req;
+	struct conn *c;
+	char data[];
+};
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void update_reading(struct conn *c);
+static void deliver(struct conn *c);
+
+/* Two handles (tcp, timer) must be closed before the memory can go. */
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (--c->handles > 0)
+		return;
+	worker_conn_remove(c->w, c);
+	SSL_free(c->ssl);
+	free(c->in);
+	gen_unref(c->gen);
+	free(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	proxy_on_close(c);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (c->state == CONN_CLOSING) {
+		conn_abort(c);
+		return;
+	}
+	proxy_on_timeout(c);
+}
+
+void conn_set_timer(struct conn *c, uint64_t ms)
+{
+	if (c->closed)
+		return;
+	if (ms == 0)
+		uv_timer_stop(&c->timer);
+	else
+		uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct wreq *wr = (struct wreq *)req;
+	struct conn *c = wr->c;
+
+	free(wr);
+	if (c->closed)
+		return;
+	if (status < 0) {
+		conn_abort(c);
+		return;
+	}
+	if (c->close_after_write) {
+		if (conn_pending(c) == 0)
+			conn_close_after_write(c);
+		return;
+	}
+	if (conn_pending(c) < CONN_LOW_WATER)
+		proxy_on_client_drained(c);
+}
+
+static int queue_raw(struct conn *c, struct wreq *wr, size_t len)
+{
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+	int rc;
+
+	wr->c = c;
+	rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc < 0) {
+		free(wr);
+		conn_abort(c);
+		return MOAT_EIO;
+	}
+	return 0;
+}
+
+/* Moves whatever TLS produced (records, alerts, tickets) to the socket. */
+static int flush_tls(struct conn *c)
+{
+	size_t pending = BIO_ctrl_pending(c->wbio);
+	struct wreq *wr;
+	int n;
+
+	if (pending == 0)
+		return 0;
+	wr = xmalloc(sizeof(*wr) + pending);
+	n = BIO_read(c->wbio, wr->data, (int)pending);
+	if (n <= 0) {
+		free(wr);
+		return 0;
+	}
+	return queue_raw(c, wr, (size_t)n);
+}
+
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+	struct wreq *wr;
+	int n;
+
+	if (c->closed || c->close_after_write)
+		return MOAT_EIO;
+	if (len == 0)
+		return 0;
+	if (c->ssl == NULL) {
+		wr = xmalloc(sizeof(*wr) + len);
+		memcpy(wr->data, data, len);
+		return queue_raw(c, wr, len);
+	}
+	n = SSL_write(c->ssl, data, (int)len);
+	if (n <= 0 || (size_t)n != len) {
+		ERR_clear_error();
+		conn_abort(c);
+		return MOAT_ETLS;
+	}
+	return flush_tls(c);
+}
+
+int conn_write_chunk(struct conn *c, const void *data, size_t len)
+{
+	char *tmp = xmalloc(len + 32);
+	size_t n;
+	int rc;
+
+	/* One buffer, so TLS puts framing and data in one record. */
+	n = (size_t)snprintf(tmp, 24, "%zx\r\n", len);
+	memcpy(tmp + n, data, len);
+	n += len;
+	memcpy(tmp + n, "\r\n", 2);
+	n += 2;
+	rc = conn_write(c, tmp, n);
+	free(tmp);
+	return rc;
+}
+
+size_t conn_pending(const struct conn *c)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+static void linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	*buf = uv_buf_init(c->w->rbuf, WORKER_RBUF);
+}
+
+static void linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	if (nread < 0)
+		conn_abort(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	if (c->closed)
+		return;
+	if (status < 0 || c->peer_eof) {
+		conn_abort(c);
+		return;
+	}
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (uv_read_start((uv_stream_t *)&c->tcp, linger_alloc, linger_read) < 0) {
+		conn_abort(c);
+		return;
+	}
+	uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+}
+
+void conn_close_after_write(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (!c->close_after_write) {
+		c->close_after_write = true;
+		c->state = CONN_CLOSING;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+		uv_timer_start(&c->timer, on_timer, LINGER_MS * 5, 0);
+		if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+			SSL_shutdown(c->ssl);
+			ERR_clear_error();
+			if (flush_tls(c) != 0)
+				return;
+		}
+	}
+	if (conn_pending(c) > 0 || c->shutting)
+		return;
+	c->shutting = true;
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+		conn_abort(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	if (c->ssl != NULL) {
+		*buf = uv_buf_init(c->w->rbuf, WORKER_RBUF);
+		return;
+	}
+	if (c->in == NULL)
+		c->in = xmalloc(CONN_IN_CAP);
+	*buf = uv_buf_init(c->in + c->in_len, (unsigned)(CONN_IN_CAP - c->in_len));
+}
+
+/* Pulls plaintext out of OpenSSL into c->in while there is room.
+ * Returns false when the connection was aborted. */
+static bool tls_fill(struct conn *c)
+{
+	int n, err;
+
+	if (c->state == CONN_HANDSHAKE) {
+		n = SSL_do_handshake(c->ssl);
+		if (n != 1) {
+			err = SSL_get_error(c->ssl, n);
+			flush_tls(c);
+			if (err == SSL_ERROR_WANT_READ)
+				return !c->closed;
+			ERR_clear_error();
+			conn_abort(c);
+			return false;
+		}
+		c->tls_site = tls_site_of(c->ssl);
+		c->state = CONN_IDLE;
+	}
+	if (c->in == NULL)
+		c->in = xmalloc(CONN_IN_CAP);
+	while (c->in_len < CONN_IN_CAP && !c->peer_eof) {
+		n = SSL_read(c->ssl, c->in + c->in_len, (int)(CONN_IN_CAP - c->in_len));
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_READ)
+			break;
+		if (err == SSL_ERROR_ZERO_RETURN) {
+			c->peer_eof = true;
+			break;
+		}
+		ERR_clear_error();
+		flush_tls(c);
+		conn_abort(c);
+		return false;
+	}
+	flush_tls(c);
+	return !c->closed;
+}
+
+static bool tls_has_more(const struct conn *c)
+{
+	return c->ssl != NULL && (SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0);
+}
+
+/* Hands input to the proxy. Re-entrant calls (the proxy resuming reads
+ * while it runs) only set a flag, so proxy_on_input never nests. */
+static void deliver(struct conn *c)
+{
+	if (c->delivering) {
+		c->again = true;
+		return;
+	}
+	c->delivering = true;
+	do {
+		c->again = false;
+		if (c->ssl != NULL && !tls_fill(c))
+			break;
+		if (c->state == CONN_HANDSHAKE)
+			break;
+		proxy_on_input(c);
+		if (c->closed)
+			break;
+		if (c->want_read && c->in_len < CONN_IN_CAP && tls_has_more(c))
+			c->again = true;
+	} while (c->again && !c->closed && c->state != CONN_CLOSING);
+	c->delivering = false;
+	if (!c->closed)
+		update_reading(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	if (c->closed || nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF) {
+			conn_abort(c);
+			return;
+		}
+		c->peer_eof = true;
+		uv_read_stop(s);
+		c->reading = false;
+		deliver(c);
+		return;
+	}
+	if (c->ssl != NULL) {
+		if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+			conn_abort(c);
+			return;
+		}
+	} else {
+		c->in_len += (size_t)nread;
+	}
+	deliver(c);
+}
+
+static void update_reading(struct conn *c)
+{
+	bool want = !c->closed && !c->peer_eof && c->state != CONN_CLOSING &&
+		    (c->state == CONN_HANDSHAKE ||
+		     (c->want_read && c->in_len < CONN_IN_CAP && !tls_has_more(c)));
+
+	if (want == c->reading)
+		return;
+	if (want) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+			conn_abort(c);
+			return;
+		}
+	} else {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+	c->reading = want;
+}
+
+void conn_want_read(struct conn *c, bool on)
+{
+	if (c->closed)
+		return;
+	c->want_read = on;
+	if (on && (c->in_len > 0 || tls_has_more(c) || c->peer_eof)) {
+		deliver(c);
+		return;
+	}
+	if (!c->delivering)
+		update_reading(c);
+}
+
+void conn_consume(struct conn *c, size_t n)
+{
+	if (n >= c->in_len) {
+		c->in_len = 0;
+		return;
+	}
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
+}
+
+const char *conn_tls_version(const struct conn *c)
+{
+	return c->ssl != NULL ? SSL_get_version(c->ssl) : NULL;
+}
+
+void conn_drain(struct conn *c)
+{
+	c->drain = true;
+	if (c->state == CONN_HANDSHAKE || (c->state == CONN_IDLE && c->in_len == 0))
+		conn_abort(c);
+}
+
+static void peer_name(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	strcpy(c->peer, "-");
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof(c->peer));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		/* v4-mapped clients on a dual-stack listener are IPv4 clients */
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer, sizeof(c->peer));
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
+	}
+}
+
+void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->w = w;
+	c->gen = gen_ref(w->gen);
+	c->handles = 2;
+	c->tcp.data = c;
+	c->timer.data = c;
+	uv_tcp_init(&w->loop, &c->tcp);
+	uv_timer_init(&w->loop, &c->timer);
+	worker_conn_add(w, c);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		c->closed = true;
+		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, 60);
+	peer_name(c);
+	c->want_read = true;
+	c->state = CONN_IDLE;
+	if (tls) {
+		c->ssl = tls_sites_new_ssl(c->gen->tls);
+		c->rbio = BIO_new(BIO_s_mem());
+		c->wbio = BIO_new(BIO_s_mem());
+		if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
+			BIO_free(c->rbio);
+			BIO_free(c->wbio);
+			c->rbio = c->wbio = NULL;
+			log_tls_error("tls: cannot create a connection");
+			conn_abort(c);
+			return;
+		}
+		/* An empty rbio means "no more yet", not end of stream. */
+		BIO_set_mem_eof_return(c->rbio, -1);
+		SSL_set_bio(c->ssl, c->rbio, c->wbio);
+		c->state = CONN_HANDSHAKE;
+	}
+	c->head_start_ms = moat_now_ms();
+	conn_set_timer(c, c->gen->conf->t.header_ms);
+	update_reading(c);
+}

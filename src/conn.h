@@ -1,0 +1,101 @@
+/*
+ * conn.h - one client connection: the TLS stream (memory BIOs over a libuv
+ * TCP handle), the plaintext input buffer, timeouts and the lifecycle.
+ * HTTP semantics live in proxy.c; conn.c only moves bytes and calls
+ * proxy_on_input() when plaintext arrived.
+ *
+ * Ownership: a conn is created by conn_accept() on its worker and freed in
+ * its close callback; it holds a reference on the generation it started
+ * with. Thread: call from the owning worker only.
+ */
+#ifndef MOAT_CONN_H
+#define MOAT_CONN_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct worker;
+struct gen;
+struct conf_site;
+struct exchange;
+
+#define CONN_IN_CAP 65536        /* plaintext input buffer */
+#define CONN_HIGH_WATER (256 * 1024) /* pause the other side above this */
+#define CONN_LOW_WATER (64 * 1024)   /* resume below this */
+
+enum conn_state {
+	CONN_HANDSHAKE = 0, /* TLS handshake not finished */
+	CONN_IDLE,          /* waiting for the first byte of a request */
+	CONN_HEAD,          /* part of a request head received */
+	CONN_BUSY,          /* an exchange is in flight (proxy.c) */
+	CONN_TUNNEL,        /* after 101: bytes pass both ways */
+	CONN_CLOSING,       /* flushing writes, then close */
+};
+
+struct conn {
+	struct conn *prev, *next; /* worker list */
+	struct worker *w;
+	struct gen *gen;          /* refcount held */
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	SSL *ssl;                 /* NULL on the plain http listener */
+	BIO *rbio, *wbio;         /* owned by ssl */
+	const struct conf_site *tls_site; /* chosen by the handshake */
+	enum conn_state state;
+	bool reading;             /* uv_read_start is active */
+	bool want_read;           /* proxy wants input (not paused by backpressure) */
+	bool peer_eof;            /* client sent EOF / close_notify */
+	bool close_after_write;
+	bool drain;               /* worker is stopping: close after this exchange */
+	bool closed;              /* uv_close called */
+	bool shutting;            /* uv_shutdown issued */
+	bool delivering;          /* inside proxy_on_input (no nesting) */
+	bool again;               /* deliver again once the current call returns */
+	int handles;              /* open uv handles; freed at zero */
+	uv_shutdown_t shutdown_req;
+	char peer[64];            /* client address, printable */
+	char *in;                 /* plaintext input, CONN_IN_CAP bytes, lazily allocated */
+	size_t in_len;
+	struct exchange *x;       /* request in flight, owned by proxy.c */
+	uint64_t head_start_ms;   /* when the current head's first byte arrived */
+};
+
+/* Accept a connection on a listener; on failure the socket is closed. */
+void conn_accept(struct worker *w, uv_stream_t *server, bool tls);
+
+/* Queue plaintext to the client (encrypted when TLS); data is copied.
+ * Returns 0 or a negative code (connection already failing). */
+int conn_write(struct conn *c, const void *data, size_t len);
+
+/* Queue data as one chunk of the chunked coding ("0\r\n\r\n" when len is 0). */
+int conn_write_chunk(struct conn *c, const void *data, size_t len);
+
+/* Bytes queued towards the client and not yet written. */
+size_t conn_pending(const struct conn *c);
+
+/* Pause or resume reading from the client (backpressure, buffer full). */
+void conn_want_read(struct conn *c, bool on);
+
+/* Drop n bytes from the front of the input buffer. */
+void conn_consume(struct conn *c, size_t n);
+
+/* Close once every queued byte is written (sends close_notify on TLS). */
+void conn_close_after_write(struct conn *c);
+
+/* Close now, dropping anything queued. Idempotent. */
+void conn_abort(struct conn *c);
+
+/* (Re)arm the connection timer; on expiry proxy_on_timeout() is called.
+ * ms == 0 stops it. */
+void conn_set_timer(struct conn *c, uint64_t ms);
+
+/* Negotiated protocol name ("TLSv1.3") or NULL for plain http. */
+const char *conn_tls_version(const struct conn *c);
+
+/* Ask an idle connection to close (worker stopping); busy ones finish the
+ * exchange first. */
+void conn_drain(struct conn *c);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * headers.c - see headers.h.
+ */
+#include "headers.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A string builder; sizes come from bounded inputs, so it only grows by
+ * what the caller appends. */
+struct sb {
+	char *p;
+	size_t n, cap;
+};
+
+static void sb_need(struct sb *s, size_t more)
+{
+	if (s->n + more + 1 <= s->cap)
+		return;
+	while (s->n + more + 1 > s->cap)
+		s->cap = s->cap ? s->cap * 2 : 512;
+	s->p = xrealloc(s->p, s->cap);
+}
+
+static void sb_put(struct sb *s, const char *p, size_t n)
+{
+	sb_need(s, n);
+	if (n > 0)
+		memcpy(s->p + s->n, p, n);
+	s->n += n;
+	s->p[s->n] = '\0';
+}
+
+static void sb_str(struct sb *s, const char *p)
+{
+	sb_put(s, p, strlen(p));
+}
+
+static void sb_printf(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	sb_need(s, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(s->p + s->n, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	s->n += (size_t)n;
+}
+
+static void sb_header(struct sb *s, const struct h1_header *h)
+{
+	sb_need(s, h->name.n + h->value.n + 4);
+	sb_put(s, h->name.p, h->name.n);
+	sb_put(s, ": ", 2);
+	sb_put(s, h->value.p, h->value.n);
+	sb_put(s, "\r\n", 2);
+}
+
+/* Headers the client may not set: moat writes its own versions, and an
+ * upstream must never mistake a client's claim for moat's. */
+static bool is_forwarding(struct h1_slice name)
+{
+	return h1_slice_ieq(name, "host") || h1_slice_ieq(name, "x-forwarded-for") ||
+	       h1_slice_ieq(name, "x-forwarded-proto") || h1_slice_ieq(name, "x-forwarded-host") ||
+	       h1_slice_ieq(name, "x-forwarded-port") || h1_slice_ieq(name, "forwarded") ||
+	       h1_slice_ieq(name, "x-real-ip") || h1_slice_ieq(name, "expect");
+}
+
+char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
+{
+	const struct h1_msg *m = r->m;
+	const char *proto = r->tls ? "https" : "http";
+	bool v6 = strchr(r->peer, ':') != NULL;
+	struct sb s = {0};
+	unsigned i;
+
+	sb_put(&s, m->method.p, m->method.n);
+	sb_printf(&s, " %s HTTP/1.1\r\nHost: %s\r\n", r->path, r->host);
+	for (i = 0; i < m->nheaders; i++) {
+		const struct h1_header *h = &m->headers[i];
+
+		if (h1_is_hop_by_hop(m, h->name) || is_forwarding(h->name))
+			continue;
+		sb_header(&s, h);
+	}
+	sb_printf(&s, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\n",
+		  r->peer, proto, r->host);
+	sb_printf(&s, "Forwarded: for=%s%s%s%s;proto=%s;host=\"%s\"\r\n", v6 ? "\"[" : "", r->peer,
+		  v6 ? "]" : "", v6 ? "\"" : "", proto, r->host);
+	if (m->framing == H1_BODY_CHUNKED)
+		sb_str(&s, "Transfer-Encoding: chunked\r\n");
+	if (r->upgrade) {
+		sb_str(&s, "Connection: upgrade\r\nUpgrade: ");
+		sb_put(&s, m->upgrade.p, m->upgrade.n);
+		sb_str(&s, "\r\n");
+	}
+	sb_str(&s, "\r\n");
+	*len = s.n;
+	return s.p;
+}
+
+char *hdr_client_response(const struct client_resp *r, size_t *len)
+{
+	const struct h1_msg *m = r->m;
+	bool has_hsts = false;
+	struct sb s = {0};
+	unsigned i;
+
+	sb_printf(&s, "HTTP/1.1 %d ", m->status);
+	if (m->reason.n > 0)
+		sb_put(&s, m->reason.p, m->reason.n);
+	else
+		sb_str(&s, hdr_reason(m->status));
+	sb_str(&s, "\r\n");
+	for (i = 0; i < m->nheaders; i++) {
+		const struct h1_header *h = &m->headers[i];
+
+		if (h1_is_hop_by_hop(m, h->name))
+			continue;
+		if (h1_slice_ieq(h->name, "strict-transport-security"))
+			has_hsts = true;
+		sb_header(&s, h);
+	}
+	if (r->hsts_max_age > 0 && !has_hsts)
+		sb_printf(&s, "Strict-Transport-Security: max-age=%u\r\n", r->hsts_max_age);
+	if (m->status == 101) {
+		sb_str(&s, "Connection: upgrade\r\nUpgrade: ");
+		sb_put(&s, m->upgrade.p, m->upgrade.n);
+		sb_str(&s, "\r\n");
+	} else {
+		if (r->chunked)
+			sb_str(&s, "Transfer-Encoding: chunked\r\n");
+		if (r->close)
+			sb_str(&s, "Connection: close\r\n");
+		else if (r->keepalive_10)
+			sb_str(&s, "Connection: keep-alive\r\n");
+	}
+	sb_str(&s, "\r\n");
+	*len = s.n;
+	return s.p;
+}
+
+char *hdr_simple(int status, const char *ctype, const char *body, const char *extra,
+		 bool close, uint32_t hsts_max_age, bool head_only, size_t *len)
+{
+	size_t blen = body != NULL ? strlen(body) : 0;
+	struct sb s = {0};
+
+	sb_printf(&s, "HTTP/1.1 %d %s\r\nServer: moat\r\n", status, hdr_reason(status));
+	if (blen > 0 || !head_only)
+		sb_printf(&s, "Content-Type: %s\r\n", ctype);
+	sb_printf(&s, "Content-Length: %zu\r\n", blen);
+	if (hsts_max_age > 0)
+		sb_printf(&s, "Strict-Transport-Security: max-age=%u\r\n", hsts_max_age);
+	if (extra != NULL)
+		sb_str(&s, extra);
+	if (close)
+		sb_str(&s, "Connection: close\r\n");
+	sb_str(&s, "\r\n");
+	if (!head_only && blen > 0)
+		sb_put(&s, body, blen);
+	*len = s.n;
+	return s.p;
+}
+
+const char *hdr_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}

@@ -1,0 +1,264 @@
+/*
+ * tls.c - see tls.h.
+ *
+ * Every SSL starts on the "front" context, which carries the protocol,
+ * cipher and callback settings (OpenSSL copies those from the context an SSL
+ * is created from, not from the one SSL_set_SSL_CTX switches to). The
+ * servername callback then switches to the site's context, which carries
+ * only its certificate and key.
+ */
+#include "tls.h"
+#include "conf.h"
+#include "log.h"
+#include "pki.h"
+#include "uri.h"
+#include "util.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <string.h>
+
+/* Mozilla "intermediate" (v5.7): TLS 1.2 AEAD suites with forward secrecy. */
+static const char CIPHERS_12[] =
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"
+	"DHE-RSA-CHACHA20-POLY1305";
+static const char SUITES_13[] =
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+static const char GROUPS[] = "X25519:P-256:P-384";
+static const unsigned char SESSION_CTX[] = "moat";
+
+struct tls_sites {
+	const struct conf *conf;
+	SSL_CTX *front;
+	SSL_CTX **site_ctx; /* parallel to conf->sites */
+	long long earliest;
+};
+
+static int site_idx = -1;
+static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
+
+static void make_idx(void)
+{
+	site_idx = SSL_get_ex_new_index(0, "moat site", NULL, NULL, NULL);
+}
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		   const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char h11[] = "\x08http/1.1";
+	unsigned char *sel = NULL;
+	unsigned char sellen = 0;
+
+	if (SSL_select_next_proto(&sel, &sellen, h11, sizeof(h11) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	*outlen = sellen;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_sites *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	const struct conf_site *site = NULL;
+	char host[256];
+	int port;
+	size_t i;
+
+	if (name == NULL) {
+		site = t->conf->default_site;
+	} else if (uri_canon_host(name, strlen(name), host, sizeof(host), &port) == 0 &&
+		   port == 0) {
+		site = conf_find_site(t->conf, host);
+	}
+	if (site == NULL) {
+		*alert = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	i = (size_t)(site - t->conf->sites);
+	if (SSL_set_SSL_CTX(ssl, t->site_ctx[i]) == NULL) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	SSL_set_ex_data(ssl, site_idx, (void *)site);
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *new_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_id_context(ctx, SESSION_CTX, sizeof(SESSION_CTX) - 1);
+	if (SSL_CTX_set_cipher_list(ctx, CIPHERS_12) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, SUITES_13) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_dh_auto(ctx, 1);
+	return ctx;
+}
+
+static long long cert_expiry(SSL_CTX *ctx)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	const ASN1_TIME *na;
+	struct tm tm;
+
+	if (x == NULL)
+		return 0;
+	na = X509_get0_notAfter(x);
+	if (ASN1_TIME_to_tm(na, &tm) != 1)
+		return 0;
+	return (long long)timegm(&tm);
+}
+
+/* Loads the pair into ctx; on failure *why says which file and why. */
+static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char **why)
+{
+	char buf[256];
+	unsigned long e;
+
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		e = ERR_peek_last_error();
+		ERR_error_string_n(e, buf, sizeof(buf));
+		*why = xasprintf("certificate file %s: cannot load a PEM certificate chain (%s)",
+				 cert, buf);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		e = ERR_peek_last_error();
+		ERR_error_string_n(e, buf, sizeof(buf));
+		*why = xasprintf("key file %s: cannot load a PEM private key (%s)", key, buf);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		*why = xasprintf("key file %s does not match the certificate in %s", key, cert);
+		goto fail;
+	}
+	ERR_clear_error();
+	return 0;
+fail:
+	ERR_clear_error();
+	return MOAT_ETLS;
+}
+
+int tls_check_pair(const char *cert_file, const char *key_file, char **why)
+{
+	SSL_CTX *ctx = new_ctx();
+	int rc;
+
+	*why = NULL;
+	if (ctx == NULL) {
+		*why = xstrdup("cannot create a TLS context");
+		return MOAT_ETLS;
+	}
+	rc = load_pair(ctx, cert_file, key_file, why);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+struct tls_sites *tls_sites_new(const struct conf *c)
+{
+	struct tls_sites *t = xcalloc(1, sizeof(*t));
+	char *cert = NULL, *key = NULL, *why = NULL;
+	bool ok = true;
+	size_t i;
+	time_t na;
+
+	pthread_once(&idx_once, make_idx);
+	t->conf = c;
+	t->site_ctx = xcalloc(c->nsites, sizeof(*t->site_ctx));
+	t->front = new_ctx();
+	if (t->front == NULL) {
+		log_tls_error("tls: cannot create the front context");
+		goto fail;
+	}
+	SSL_CTX_set_tlsext_servername_callback(t->front, sni_cb);
+	SSL_CTX_set_tlsext_servername_arg(t->front, t);
+	SSL_CTX_set_alpn_select_cb(t->front, alpn_cb, NULL);
+
+	for (i = 0; i < c->nsites; i++) {
+		const struct conf_site *s = &c->sites[i];
+
+		if (s->tls == CONF_TLS_INTERNAL) {
+			if (pki_ensure_ca(c->data) != 0 ||
+			    pki_ensure_leaf(c->data, s->host, &cert, &key, &na) != 0) {
+				log_error("site %s: cannot obtain a certificate from the internal CA in %s",
+					  s->host, c->data);
+				ok = false;
+				continue;
+			}
+		} else {
+			cert = xstrdup(s->cert_file);
+			key = xstrdup(s->key_file);
+		}
+		t->site_ctx[i] = new_ctx();
+		if (t->site_ctx[i] == NULL ||
+		    load_pair(t->site_ctx[i], cert, key, &why) != 0) {
+			log_error("site %s: %s", s->host, why ? why : "cannot create a TLS context");
+			ok = false;
+		} else {
+			long long exp = cert_expiry(t->site_ctx[i]);
+
+			if (t->earliest == 0 || (exp != 0 && exp < t->earliest))
+				t->earliest = exp;
+		}
+		free(why);
+		free(cert);
+		free(key);
+		why = cert = key = NULL;
+	}
+	if (!ok)
+		goto fail;
+	return t;
+fail:
+	tls_sites_free(t);
+	return NULL;
+}
+
+void tls_sites_free(struct tls_sites *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->conf->nsites; i++)
+		SSL_CTX_free(t->site_ctx[i]);
+	free(t->site_ctx);
+	SSL_CTX_free(t->front);
+	free(t);
+}
+
+SSL *tls_sites_new_ssl(struct tls_sites *t)
+{
+	SSL *ssl = SSL_new(t->front);
+
+	if (ssl != NULL)
+		SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+const struct conf_site *tls_site_of(const SSL *ssl)
+{
+	if (site_idx < 0)
+		return NULL;
+	return SSL_get_ex_data(ssl, site_idx);
+}
+
+long long tls_sites_earliest_expiry(const struct tls_sites *t)
+{
+	return t->earliest;
+}

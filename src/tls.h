@@ -1,0 +1,48 @@
+/*
+ * tls.h - one SSL_CTX per site, chosen by SNI; TLS 1.2/1.3 with Mozilla's
+ * "intermediate" cipher suites; ALPN http/1.1.
+ *
+ * A struct tls_sites belongs to one configuration generation (worker.c):
+ * built on the control thread, then only read (SSL_new) by workers until the
+ * generation's last reference goes away. OpenSSL's SSL_CTX is safe to share.
+ */
+#ifndef MOAT_TLS_H
+#define MOAT_TLS_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+struct conf;
+struct conf_site;
+struct tls_sites;
+
+/*
+ * Build the contexts for every site of c: for tls: internal, make sure the
+ * internal CA and the site's certificate exist in c->data (pki.c); for
+ * files, load and check the pair. Returns NULL after logging every problem
+ * (which file, why, how to fix). Control thread. Caller frees.
+ */
+struct tls_sites *tls_sites_new(const struct conf *c);
+
+/* NULL is a no-op. Any thread, once no SSL made from it is in use. */
+void tls_sites_free(struct tls_sites *t);
+
+/* A new server-side SSL object (accept state) whose SNI callback selects
+ * the site's context. Caller frees with SSL_free. Any thread. */
+SSL *tls_sites_new_ssl(struct tls_sites *t);
+
+/* The site the handshake selected (SNI, or the default site); NULL before
+ * the ClientHello was processed. */
+const struct conf_site *tls_site_of(const SSL *ssl);
+
+/*
+ * Check that cert_file holds a certificate chain and key_file a private key
+ * that matches it, without keeping them. On failure returns a negative code
+ * and *why is a heap string naming the file and the reason (caller frees).
+ */
+int tls_check_pair(const char *cert_file, const char *key_file, char **why);
+
+/* Earliest notAfter among the sites' certificates (0 if none). */
+long long tls_sites_earliest_expiry(const struct tls_sites *t);
+
+#endif

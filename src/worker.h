@@ -1,0 +1,77 @@
+/*
+ * worker.h - worker threads: one libuv loop each, with its own SO_REUSEPORT
+ * listening sockets, its own connections and its own upstream pool.
+ *
+ * The control thread (cli_run.c) starts, reloads and stops workers; workers
+ * never block on each other. A worker learns of a new generation or a stop
+ * request through its uv_async handle.
+ * Thread: workers_* from the control thread only; worker_* from the owning
+ * worker only.
+ */
+#ifndef MOAT_WORKER_H
+#define MOAT_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "h1.h"
+
+struct gen;
+struct conn;
+struct pool;
+
+#define WORKER_RBUF 65536
+
+struct listener {
+	uv_tcp_t tcp;
+	struct worker *w;
+	int fd;
+	bool tls;
+	bool closed;
+};
+
+struct worker {
+	unsigned id;
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_async_t wake;
+	struct gen *gen;                /* for new connections; owned ref */
+	struct gen *_Atomic next_gen;   /* handed over by the control thread */
+	atomic_bool stop_requested;
+	bool stopping;
+	int start_rc;                   /* result of opening listeners */
+	uv_sem_t started;
+	struct listener *listeners;
+	size_t nlisteners;
+	struct conn *conns;             /* intrusive list of live client connections */
+	size_t nconns;
+	struct pool *pool;
+	uv_timer_t drain_timer;
+	bool drain_timer_on;
+	struct h1_msg msg;              /* parse scratch, used synchronously */
+	char rbuf[WORKER_RBUF];         /* read scratch for TLS records */
+};
+
+/* Create the listening sockets for g and start g->conf->workers threads.
+ * Returns 0 once every worker listens, or a negative code after logging
+ * which address could not be bound and why. Takes a reference on g. */
+int workers_start(struct gen *g);
+
+/* Hand a new generation to every worker (each takes its own reference).
+ * Returns MOAT_ECONFIG (nothing changed) when listen addresses or the
+ * worker count differ from the running ones: those need a restart. */
+int workers_reload(struct gen *g);
+
+/* Ask every worker to stop gracefully; returns at once. */
+void workers_stop(void);
+
+/* Wait for every worker thread to end and free the workers. */
+void workers_join(void);
+
+/* Connection bookkeeping, called by conn.c from the owning worker. */
+void worker_conn_add(struct worker *w, struct conn *c);
+void worker_conn_remove(struct worker *w, struct conn *c);
+
+#endif
