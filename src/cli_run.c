@@ -18,10 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
-#define REFRESH_MS (6ull * 3600 * 1000) /* internal certificates are checked this often */
+#define REFRESH_MS (3600ull * 1000) /* internal certificates are checked this often */
 
 struct control {
 	uv_loop_t *loop;
@@ -109,9 +110,28 @@ static void on_hup(uv_signal_t *s, int signum)
 	reload(s->data, "reload");
 }
 
+/* Internal certificates are renewed on the running configuration, never by
+ * re-reading the file: only SIGHUP applies edits. */
 static void on_refresh(uv_timer_t *t)
 {
-	reload(t->data, "refresh");
+	struct control *ctl = t->data;
+	struct gen *g;
+
+	if (!tls_sites_need_renewal(ctl->gen->tls, (long long)time(NULL)))
+		return;
+	g = gen_renew(ctl->gen);
+	if (g == NULL) {
+		log_error("certificate renewal failed; the current certificates keep serving, retrying in %llu minutes",
+			  (unsigned long long)(REFRESH_MS / 60000));
+		return;
+	}
+	if (workers_reload(g) != 0) {
+		gen_unref(g);
+		return;
+	}
+	gen_unref(ctl->gen);
+	ctl->gen = g;
+	log_info("renewed internal certificates");
 }
 
 static void announce(const struct control *ctl)

@@ -171,7 +171,8 @@ int conn_write_chunk(struct conn *c, const void *data, size_t len)
 
 	/* One buffer, so TLS puts framing and data in one record. */
 	n = (size_t)snprintf(tmp, 24, "%zx\r\n", len);
-	memcpy(tmp + n, data, len);
+	if (len > 0)
+		memcpy(tmp + n, data, len);
 	n += len;
 	memcpy(tmp + n, "\r\n", 2);
 	n += 2;

@@ -15,10 +15,13 @@
 struct conf;
 struct tls_sites;
 
+struct conf_ref;
+
 struct gen {
 	_Atomic int refs;
 	uint64_t id;
-	struct conf *conf;     /* owned */
+	struct conf_ref *cref; /* shared with generations renewed from this one */
+	struct conf *conf;     /* cref's configuration */
 	struct tls_sites *tls; /* owned */
 };
 
@@ -26,6 +29,11 @@ struct gen {
  * on failure). Issues internal certificates as needed. Returns NULL after
  * logging why. Refcount starts at 1. Control thread. */
 struct gen *gen_new(struct conf *c);
+
+/* A generation with the same configuration as old and freshly built TLS
+ * contexts (internal certificates renewed as needed). NULL on failure
+ * (logged); old is untouched either way. Control thread. */
+struct gen *gen_renew(struct gen *old);
 
 /* refcount +1; returns g. */
 struct gen *gen_ref(struct gen *g);

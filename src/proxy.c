@@ -48,6 +48,7 @@ struct exchange {
 	bool expect;
 	bool req_done;
 	bool req_started;        /* body bytes went upstream: no retry */
+	bool await_chunk;        /* chunked: first size line not checked yet */
 	enum h1_framing req_framing;
 	uint64_t req_left;
 	struct h1_chunked req_ch;
@@ -215,6 +216,7 @@ static int pick_upstream(struct exchange *x)
 }
 
 static void start_upstream_io(struct exchange *x);
+static bool chunked_precheck(struct exchange *x);
 
 static void connect_next(struct exchange *x)
 {
@@ -760,7 +762,53 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	conn_want_read(c, false);
 	if (!x->req_done)
 		conn_set_timer(c, cf->t.idle_ms);
+	if (x->req_framing == H1_BODY_CHUNKED) {
+		x->await_chunk = true;
+		if (x->expect) {
+			/* the client waits for this before it sends the first chunk */
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+			conn_write(c, cont, sizeof(cont) - 1);
+			x->expect = false;
+		}
+		if (!chunked_precheck(x))
+			return;
+	}
 	connect_next(x);
+}
+
+/*
+ * A chunked body is checked as far as it is buffered before any upstream is
+ * contacted, and the upstream is not contacted before the first chunk-size
+ * line is known to be valid: a request whose framing is broken from the
+ * start never reaches an upstream. (Later chunks are checked as they stream;
+ * a bad one aborts the upstream connection mid-body.)
+ * Returns true when the upstream may be contacted.
+ */
+static bool chunked_precheck(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct h1_chunked probe = x->req_ch;
+	char *copy = c->w->rbuf; /* free here: TLS reads are consumed synchronously */
+	size_t consumed, out, len = c->in_len < WORKER_RBUF ? c->in_len : WORKER_RBUF;
+	const char *why = NULL;
+	bool done = false;
+
+	memcpy(copy, c->in, len);
+	if (h1_chunked_decode(&probe, copy, len, &consumed, &out, &done, &why) != 0) {
+		fail(x, 400, why ? why : "bad chunked body");
+		return false;
+	}
+	if (done || out > 0 || probe.remaining > 0) {
+		x->await_chunk = false;
+		return true;
+	}
+	if (c->peer_eof) {
+		fail(x, 400, "the client closed the connection before the request body ended");
+		return false;
+	}
+	conn_want_read(c, true);
+	return false;
 }
 
 static void read_head(struct conn *c)
@@ -815,7 +863,10 @@ void proxy_on_input(struct conn *c)
 	case CONN_BUSY:
 		if (x == NULL || c->close_after_write)
 			break;
-		if (!x->req_done) {
+		if (x->await_chunk) {
+			if (chunked_precheck(x))
+				connect_next(x);
+		} else if (!x->req_done) {
 			pump_request(x);
 		} else if (c->in_len > 0 || c->peer_eof) {
 			/* pipelined bytes wait until this exchange is over */

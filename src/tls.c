@@ -35,7 +35,7 @@ struct tls_sites {
 	const struct conf *conf;
 	SSL_CTX *front;
 	SSL_CTX **site_ctx; /* parallel to conf->sites */
-	long long earliest;
+	long long *renew_at; /* parallel: when an internal certificate is due (0: never) */
 };
 
 static int site_idx = -1;
@@ -110,18 +110,26 @@ static SSL_CTX *new_ctx(void)
 	return ctx;
 }
 
-static long long cert_expiry(SSL_CTX *ctx)
+static long long asn1_epoch(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (long long)timegm(&tm);
+}
+
+/* The same rule as pki.c: renew when a third of the lifetime remains. */
+static long long renewal_time(SSL_CTX *ctx)
 {
 	X509 *x = SSL_CTX_get0_certificate(ctx);
-	const ASN1_TIME *na;
-	struct tm tm;
+	long long nb, na;
 
 	if (x == NULL)
 		return 0;
-	na = X509_get0_notAfter(x);
-	if (ASN1_TIME_to_tm(na, &tm) != 1)
-		return 0;
-	return (long long)timegm(&tm);
+	nb = asn1_epoch(X509_get0_notBefore(x));
+	na = asn1_epoch(X509_get0_notAfter(x));
+	return na - (na - nb) / 3;
 }
 
 /* Loads the pair into ctx; on failure *why says which file and why. */
@@ -181,6 +189,7 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 	pthread_once(&idx_once, make_idx);
 	t->conf = c;
 	t->site_ctx = xcalloc(c->nsites, sizeof(*t->site_ctx));
+	t->renew_at = xcalloc(c->nsites, sizeof(*t->renew_at));
 	t->front = new_ctx();
 	if (t->front == NULL) {
 		log_tls_error("tls: cannot create the front context");
@@ -210,11 +219,8 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 		    load_pair(t->site_ctx[i], cert, key, &why) != 0) {
 			log_error("site %s: %s", s->host, why ? why : "cannot create a TLS context");
 			ok = false;
-		} else {
-			long long exp = cert_expiry(t->site_ctx[i]);
-
-			if (t->earliest == 0 || (exp != 0 && exp < t->earliest))
-				t->earliest = exp;
+		} else if (s->tls == CONF_TLS_INTERNAL) {
+			t->renew_at[i] = renewal_time(t->site_ctx[i]);
 		}
 		free(why);
 		free(cert);
@@ -238,6 +244,7 @@ void tls_sites_free(struct tls_sites *t)
 	for (i = 0; i < t->conf->nsites; i++)
 		SSL_CTX_free(t->site_ctx[i]);
 	free(t->site_ctx);
+	free(t->renew_at);
 	SSL_CTX_free(t->front);
 	free(t);
 }
@@ -258,7 +265,12 @@ const struct conf_site *tls_site_of(const SSL *ssl)
 	return SSL_get_ex_data(ssl, site_idx);
 }
 
-long long tls_sites_earliest_expiry(const struct tls_sites *t)
+bool tls_sites_need_renewal(const struct tls_sites *t, long long now)
 {
-	return t->earliest;
+	size_t i;
+
+	for (i = 0; i < t->conf->nsites; i++)
+		if (t->renew_at[i] != 0 && now >= t->renew_at[i])
+			return true;
+	return false;
 }

@@ -42,7 +42,9 @@ const struct conf_site *tls_site_of(const SSL *ssl);
  */
 int tls_check_pair(const char *cert_file, const char *key_file, char **why);
 
-/* Earliest notAfter among the sites' certificates (0 if none). */
-long long tls_sites_earliest_expiry(const struct tls_sites *t);
+/* True when an internal-CA certificate in t has less than a third of its
+ * lifetime left at time now (seconds since the epoch), so a generation
+ * built now would carry a renewed one. */
+bool tls_sites_need_renewal(const struct tls_sites *t, long long now);
 
 #endif

@@ -229,7 +229,8 @@ static int write_framed(struct uconn *u, const void *data, size_t len, bool chun
 	wr->u = u;
 	if (chunk)
 		n = (size_t)snprintf(wr->data, 24, "%zx\r\n", len);
-	memcpy(wr->data + n, data, len);
+	if (len > 0)
+		memcpy(wr->data + n, data, len);
 	n += len;
 	if (chunk) {
 		memcpy(wr->data + n, "\r\n", 2);
