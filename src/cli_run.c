@@ -28,10 +28,11 @@ struct control {
 	uv_loop_t *loop;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t refresh;
+	uv_async_t stopped;
 	const char *file;    /* NULL: the built-in demo */
 	char *demo_data;
 	struct gen *gen;     /* current generation (control's reference) */
-	int exit_code;
+	bool stopping;
 };
 
 static void usage(void)
@@ -93,16 +94,35 @@ static int reload(struct control *ctl, const char *why)
 	return 0;
 }
 
+/* The first SIGTERM/SIGINT drains; a second one closes what is left now. */
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
 	struct control *ctl = s->data;
+	const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
 
-	log_info("%s: stopping (in-flight requests may finish)", signum == SIGINT ? "SIGINT" : "SIGTERM");
-	workers_stop();
-	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
-	uv_close((uv_handle_t *)&ctl->sigint, NULL);
+	if (ctl->stopping) {
+		log_info("%s again: closing the remaining connections now", name);
+		workers_stop(true);
+		return;
+	}
+	ctl->stopping = true;
+	log_info("%s: stopping (in-flight requests may finish; send it again to stop at once)", name);
+	workers_stop(false);
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
+	/* the stop signals stay handled until the workers are gone (on_stopped) */
+}
+
+/* A worker's loop ended; when all have, the control loop may end too. */
+static void on_stopped(uv_async_t *a)
+{
+	struct control *ctl = a->data;
+
+	if (!workers_all_stopped())
+		return;
+	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
+	uv_close((uv_handle_t *)&ctl->sigint, NULL);
+	uv_close((uv_handle_t *)&ctl->stopped, NULL);
 }
 
 static void on_hup(uv_signal_t *s, int signum)
@@ -196,13 +216,17 @@ int cli_run(int argc, char **argv)
 		free(ctl.demo_data);
 		return 1;
 	}
-	if (workers_start(ctl.gen) != 0) {
+	ctl.loop = uv_default_loop();
+	ctl.stopped.data = &ctl;
+	uv_async_init(ctl.loop, &ctl.stopped, on_stopped);
+	if (workers_start(ctl.gen, &ctl.stopped) != 0) {
+		uv_close((uv_handle_t *)&ctl.stopped, NULL);
+		uv_run(ctl.loop, UV_RUN_DEFAULT);
 		log_error("not started");
 		gen_unref(ctl.gen);
 		free(ctl.demo_data);
 		return 1;
 	}
-	ctl.loop = uv_default_loop();
 	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = ctl.refresh.data = &ctl;
 	uv_signal_init(ctl.loop, &ctl.sigterm);
 	uv_signal_init(ctl.loop, &ctl.sigint);

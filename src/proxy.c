@@ -165,8 +165,19 @@ static void respond(struct conn *c, struct exchange *x, int status, const char *
 		x->bytes_out += len;
 		log_exchange(x);
 	}
-	if (close)
+	if (close) {
 		conn_close_after_write(c);
+		return;
+	}
+	/* Answered without an upstream and the input is at the next request
+	 * (the caller consumed this one): go on with the connection. */
+	if (x != NULL && c->x == x) {
+		c->x = NULL;
+		free_exchange(x);
+	}
+	c->state = CONN_IDLE;
+	conn_set_timer(c, conf_of(c)->t.idle_ms);
+	conn_want_read(c, true);
 }
 
 /* An error before any response byte went out: answer and close. Once the
@@ -276,7 +287,8 @@ static void start_upstream_io(struct exchange *x)
 		x->expect = false;
 	}
 	pump_request(x);
-	if (!c->closed && !x->req_done)
+	/* also after the body: a client that leaves must be noticed at once */
+	if (!c->closed)
 		conn_want_read(c, true);
 }
 
@@ -319,8 +331,10 @@ static void pump_request(struct exchange *x)
 			break;
 	}
 	if (x->req_done) {
+		/* keep reading: a client that goes away must be noticed even while
+		 * the response is idle (pipelined bytes just wait in c->in) */
 		conn_set_timer(c, 0);
-		conn_want_read(c, false);
+		conn_want_read(c, true);
 		return;
 	}
 	if (c->peer_eof) {
@@ -664,7 +678,7 @@ static void redirect(struct conn *c, struct exchange *x, const char *host)
 	}
 	snprintf(extra, sizeof(extra), "Location: %s\r\n", body);
 	strcat(body, "\n");
-	respond(c, x, 308, body, extra, x->req_framing != H1_BODY_NONE);
+	respond(c, x, 308, body, extra, x->req_framing != H1_BODY_NONE || x->client_close);
 }
 
 /* Everything decided from the head, before any upstream is involved. */
@@ -722,6 +736,7 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	free(x->path);
 	x->path = path;
 	if (c->ssl == NULL && x->site->redirect) {
+		conn_consume(c, m->head_len);
 		redirect(c, x, host);
 		return;
 	}
@@ -739,12 +754,6 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 		x->req_done = true;
 		respond(c, x, 200, WELCOME, NULL,
 			m->framing != H1_BODY_NONE || x->client_close || x->http10);
-		if (!c->closed && !c->close_after_write) {
-			c->x = NULL;
-			free_exchange(x);
-			c->state = CONN_IDLE;
-			conn_set_timer(c, cf->t.idle_ms);
-		}
 		return;
 	}
 	if (port != 0)
@@ -868,9 +877,9 @@ void proxy_on_input(struct conn *c)
 				connect_next(x);
 		} else if (!x->req_done) {
 			pump_request(x);
-		} else if (c->in_len > 0 || c->peer_eof) {
-			/* pipelined bytes wait until this exchange is over */
-			conn_want_read(c, false);
+		} else if (c->peer_eof) {
+			/* the client left before its response was complete */
+			conn_abort(c);
 		}
 		break;
 	case CONN_TUNNEL:

@@ -23,6 +23,8 @@
 
 static struct worker *workers;
 static unsigned nworkers;
+static uv_async_t *stopped_async;
+static atomic_uint nstopped;
 
 static int make_listen_socket(const struct conf_addr *a)
 {
@@ -128,6 +130,10 @@ static void on_wake(uv_async_t *a)
 	}
 	if (atomic_load(&w->stop_requested) && !w->stopping)
 		begin_stop(w);
+	if (atomic_load(&w->stop_now) && w->drain_timer_on) {
+		uv_timer_stop(&w->drain_timer);
+		on_drain_timeout(&w->drain_timer);
+	}
 }
 
 static void worker_main(void *arg)
@@ -155,6 +161,14 @@ static void worker_main(void *arg)
 		begin_stop(w);
 	}
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	atomic_fetch_add(&nstopped, 1);
+	if (stopped_async != NULL)
+		uv_async_send(stopped_async);
+}
+
+bool workers_all_stopped(void)
+{
+	return atomic_load(&nstopped) == nworkers;
 }
 
 static size_t count_listeners(const struct conf *c)
@@ -162,7 +176,7 @@ static size_t count_listeners(const struct conf *c)
 	return c->nhttp + c->nhttps;
 }
 
-int workers_start(struct gen *g)
+int workers_start(struct gen *g, uv_async_t *stopped)
 {
 	const struct conf *c = g->conf;
 	size_t nl = count_listeners(c), i, j;
@@ -170,6 +184,8 @@ int workers_start(struct gen *g)
 	int rc = 0;
 
 	nworkers = c->workers;
+	stopped_async = stopped;
+	atomic_store(&nstopped, 0);
 	workers = xcalloc(nworkers, sizeof(*workers));
 	for (k = 0; k < nworkers; k++) {
 		struct worker *w = &workers[k];
@@ -214,7 +230,7 @@ int workers_start(struct gen *g)
 			rc = MOAT_EIO;
 	}
 	if (rc != 0) {
-		workers_stop();
+		workers_stop(true);
 		workers_join();
 	}
 	return rc;
@@ -267,11 +283,12 @@ int workers_reload(struct gen *g)
 	return 0;
 }
 
-void workers_stop(void)
+void workers_stop(bool now)
 {
 	unsigned k;
 
 	for (k = 0; k < nworkers; k++) {
+		atomic_store(&workers[k].stop_now, now);
 		atomic_store(&workers[k].stop_requested, true);
 		uv_async_send(&workers[k].wake);
 	}
@@ -294,6 +311,7 @@ void workers_join(void)
 	free(workers);
 	workers = NULL;
 	nworkers = 0;
+	stopped_async = NULL;
 }
 
 void worker_conn_add(struct worker *w, struct conn *c)

@@ -40,6 +40,7 @@ struct worker {
 	struct gen *gen;                /* for new connections; owned ref */
 	struct gen *_Atomic next_gen;   /* handed over by the control thread */
 	atomic_bool stop_requested;
+	atomic_bool stop_now;
 	bool stopping;
 	int start_rc;                   /* result of opening listeners */
 	uv_sem_t started;
@@ -56,16 +57,22 @@ struct worker {
 
 /* Create the listening sockets for g and start g->conf->workers threads.
  * Returns 0 once every worker listens, or a negative code after logging
- * which address could not be bound and why. Takes a reference on g. */
-int workers_start(struct gen *g);
+ * which address could not be bound and why. Takes a reference on g.
+ * Each worker signals stopped (an async handle on the control loop) when
+ * its loop has ended. */
+int workers_start(struct gen *g, uv_async_t *stopped);
+
+/* True when every worker's loop has ended (workers_join won't block). */
+bool workers_all_stopped(void);
 
 /* Hand a new generation to every worker (each takes its own reference).
  * Returns MOAT_ECONFIG (nothing changed) when listen addresses or the
  * worker count differ from the running ones: those need a restart. */
 int workers_reload(struct gen *g);
 
-/* Ask every worker to stop gracefully; returns at once. */
-void workers_stop(void);
+/* Ask every worker to stop: gracefully (in-flight requests may finish
+ * within timeouts.drain), or at once when now is set. Returns at once. */
+void workers_stop(bool now);
 
 /* Wait for every worker thread to end and free the workers. */
 void workers_join(void);
