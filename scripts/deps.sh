@@ -9,7 +9,7 @@ what=${1:-build}
 build=(gcc make cmake pkg-config libuv1-dev libssl-dev libyaml-dev libjansson-dev
        libnghttp2-dev libcurl4-openssl-dev openssl ca-certificates)
 test=(libcmocka-dev curl python3 python3-websockets python3-h2 python3-cryptography
-      nginx-light socat procps iproute2)
+      nginx socat procps iproute2)
 bench=(haproxy caddy wrk nghttp2-client)
 
 pkgs=("${build[@]}")
@@ -33,9 +33,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "moat: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages like nginx start a system service on install (port 80); the tests
+# run their own instances, so keep services from starting while we install.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+fi
+trap 'if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts nginx on port 80 when it is installed; tests run their own.
-if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null; then
-  systemctl disable --now nginx >/dev/null 2>&1 || true
-fi
