@@ -6,7 +6,7 @@
 set -euo pipefail
 what=${1:-build}
 
-build=(gcc make cmake pkg-config libuv1-dev libssl-dev libyaml-dev libjansson-dev
+build=(gcc libc6-dev make cmake pkg-config libuv1-dev libssl-dev libyaml-dev libjansson-dev
        libnghttp2-dev libcurl4-openssl-dev openssl ca-certificates)
 test=(libcmocka-dev curl python3 python3-websockets python3-h2 python3-cryptography
       nginx socat procps iproute2)
