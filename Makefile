@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build run test deps-build deps-test bench fuzz clean
+.PHONY: all build run test deps-build deps-test fuzz clean
 
 all: build
 
@@ -27,14 +27,14 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j 3 --timeout 600
 
-bench:
-	@scripts/deps.sh bench
-	bench/proxy.sh
-
+# Run the HTTP/1 parser's libFuzzer target for a minute (FUZZ_SECONDS).
+FUZZ_SECONDS ?= 60
 fuzz:
+	@scripts/deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DMOAT_LIBFUZZER=ON -DMOAT_SANITIZERS=OFF >/dev/null
 	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_h1
-	$(BUILD)-fuzz/fuzz_h1 -max_total_time=60 tests/fuzz/corpus/h1
+	mkdir -p $(BUILD)-fuzz/corpus-h1
+	$(BUILD)-fuzz/fuzz_h1 -max_total_time=$(FUZZ_SECONDS) $(BUILD)-fuzz/corpus-h1 tests/fuzz/corpus/h1
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz

@@ -2,7 +2,7 @@
 # Install what moat needs on Debian bookworm, only what is missing.
 #   scripts/deps.sh build   compiler, cmake, -dev libraries
 #   scripts/deps.sh test    build + cmocka and the real peers the tests use
-#   scripts/deps.sh bench   test + the proxies and load tools of bench/
+#   scripts/deps.sh fuzz    build + clang for the libFuzzer targets
 set -euo pipefail
 what=${1:-build}
 
@@ -10,14 +10,14 @@ build=(gcc libc6-dev make cmake pkg-config libuv1-dev libssl-dev libyaml-dev lib
        libnghttp2-dev libcurl4-openssl-dev openssl ca-certificates)
 test=(libcmocka-dev curl python3 python3-websockets python3-h2 python3-cryptography
       nginx socat procps iproute2)
-bench=(haproxy caddy wrk nghttp2-client)
+fuzz=(clang libclang-rt-dev)
 
 pkgs=("${build[@]}")
 case "$what" in
   build) ;;
   test) pkgs+=("${test[@]}") ;;
-  bench) pkgs+=("${test[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  fuzz) pkgs+=("${fuzz[@]}") ;;
+  *) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac
 
 missing=()

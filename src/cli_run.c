@@ -72,16 +72,22 @@ static int reload(struct control *ctl, const char *why)
 			  why, ctl->file);
 		return MOAT_ECONFIG;
 	}
-	if (log_access_open(c->access_log) != 0) {
-		log_error("%s refused: cannot open the access log; still serving the previous configuration",
-			  why);
+	/* Everything that can refuse the reload comes before the access log
+	 * is switched: a refused reload must leave all of the old one in place. */
+	if (workers_check_reload(c) != 0) {
 		conf_free(c);
-		return MOAT_EIO;
+		return MOAT_ECONFIG;
 	}
 	g = gen_new(c);
 	if (g == NULL) {
 		log_error("%s refused: still serving the previous configuration", why);
 		return MOAT_ECONFIG;
+	}
+	if (log_access_open(g->conf->access_log) != 0) {
+		log_error("%s refused: cannot open the access log; still serving the previous configuration",
+			  why);
+		gen_unref(g);
+		return MOAT_EIO;
 	}
 	if (workers_reload(g) != 0) {
 		gen_unref(g);
@@ -108,9 +114,10 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	ctl->stopping = true;
 	log_info("%s: stopping (in-flight requests may finish; send it again to stop at once)", name);
 	workers_stop(false);
-	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
-	/* the stop signals stay handled until the workers are gone (on_stopped) */
+	/* The signals stay handled until the workers are gone (on_stopped):
+	 * closing the last handle of a signal restores its default action, and
+	 * SIGHUP's (a log rotation's reload, say) would kill the draining process. */
 }
 
 /* A worker's loop ended; when all have, the control loop may end too. */
@@ -122,12 +129,19 @@ static void on_stopped(uv_async_t *a)
 		return;
 	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
+	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
 }
 
 static void on_hup(uv_signal_t *s, int signum)
 {
-	reload(s->data, "reload");
+	struct control *ctl = s->data;
+
+	if (ctl->stopping) {
+		log_info("SIGHUP while stopping: ignored");
+		return;
+	}
+	reload(ctl, "reload");
 }
 
 /* Internal certificates are renewed on the running configuration, never by

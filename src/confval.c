@@ -17,14 +17,6 @@
 #include "fsutil.h"
 #include "util.h"
 
-/* Past this many errors the rest are counted, not listed: the file is
- * probably not a moat config at all. */
-#define MAX_ERRORS 100
-/* Longest value quoted back in a message. */
-#define QUOTE_MAX 60
-
-enum { SCALAR_TODO = 0, SCALAR_OK, SCALAR_BAD };
-
 /* Longest DNS name and label (RFC 1035). */
 #define NAME_MAX_LEN 253
 #define LABEL_MAX_LEN 63
@@ -383,26 +375,25 @@ static int parse_port(const char *s, unsigned *port)
 	return rc;
 }
 
-static int listen_name(const char *s, const char *host, const char *port,
-		       struct conf_addr **addrs, size_t *n, char **why)
+/* RFC 6761: "localhost" and names under it are the loopback addresses,
+ * whatever a resolver (or a missing /etc/hosts) would say. */
+static bool is_localhost(const char *host)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	struct conf_addr tmp;
-	size_t first = *n, i;
-	int rc = 0, g;
+	size_t n = strlen(host);
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	g = getaddrinfo(host, port, &hints, &res);
-	if (g != 0) {
-		*why = xasprintf("cannot resolve listen host \"%s\" in \"%s\": %s; expected an "
-				 "IP address or a resolvable name", host, s, gai_strerror(g));
-		rc = MOAT_EINVAL;
-		goto out;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
+	return strcasecmp(host, "localhost") == 0 ||
+	       (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0);
+}
+
+/* Appends the bindable, not yet listed addresses of list to addrs. */
+static void add_bindable(const struct addrinfo *list, size_t first, struct conf_addr **addrs,
+			 size_t *n)
+{
+	const struct addrinfo *ai;
+	struct conf_addr tmp;
+	size_t i;
+
+	for (ai = list; ai != NULL; ai = ai->ai_next) {
 		bool dup = false;
 
 		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
@@ -415,6 +406,35 @@ static int listen_name(const char *s, const char *host, const char *port,
 			continue;
 		push_addr(addrs, n, ai->ai_addr, ai->ai_addrlen);
 	}
+}
+
+static int listen_name(const char *s, const char *host, const char *port,
+		       struct conf_addr **addrs, size_t *n, char **why)
+{
+	struct addrinfo hints, *res = NULL, *v6 = NULL;
+	size_t first = *n;
+	int rc = 0, g;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (is_localhost(host)) {
+		hints.ai_flags |= AI_NUMERICHOST;
+		g = getaddrinfo("127.0.0.1", port, &hints, &res);
+		if (g == 0 && getaddrinfo("::1", port, &hints, &v6) != 0)
+			v6 = NULL;
+	} else {
+		g = getaddrinfo(host, port, &hints, &res);
+	}
+	if (g != 0) {
+		*why = xasprintf("cannot resolve listen host \"%s\" in \"%s\": %s; expected an "
+				 "IP address or a resolvable name", host, s, gai_strerror(g));
+		rc = MOAT_EINVAL;
+		goto out;
+	}
+	add_bindable(res, first, addrs, n);
+	add_bindable(v6, first, addrs, n);
 	if (*n == first) {
 		*why = xasprintf("listen host \"%s\" in \"%s\" has no address this machine can "
 				 "listen on", host, s);
@@ -423,6 +443,8 @@ static int listen_name(const char *s, const char *host, const char *port,
 out:
 	if (res != NULL)
 		freeaddrinfo(res);
+	if (v6 != NULL)
+		freeaddrinfo(v6);
 	return rc;
 }
 
@@ -580,8 +602,11 @@ static int resolve_first(const char *s, const char *host, unsigned port,
 	size_t n = strlen(host);
 	int rc = MOAT_EINVAL, g;
 
+	/* apps behind "localhost" nearly always listen on IPv4 127.0.0.1 */
 	if (host[0] == '[')
 		bare = xstrndup(host + 1, n - 2);
+	else if (is_localhost(host))
+		bare = xstrdup("127.0.0.1");
 	else
 		bare = xstrdup(host);
 	snprintf(portstr, sizeof(portstr), "%u", port);
@@ -658,299 +683,7 @@ out:
 	return rc;
 }
 
-/* ---- YAML nodes -------------------------------------------------------- */
-
-__attribute__((format(printf, 4, 0)))
-static void err_line(struct confval_doc *x, int line, int col, const char *fmt,
-		     va_list ap)
-{
-	struct confval_err *e;
-
-	if (x->nerrs == MAX_ERRORS) {
-		x->dropped++;
-		return;
-	}
-	x->errs = xrealloc(x->errs, (x->nerrs + 1) * sizeof(*x->errs));
-	e = &x->errs[x->nerrs];
-	e->line = line;
-	e->col = col;
-	e->seq = x->nerrs;
-	if (vasprintf(&e->msg, fmt, ap) < 0) {
-		fprintf(stderr, "moat: out of memory formatting a config error\n");
-		abort();
-	}
-	x->nerrs++;
-}
-
-void confval_verr(struct confval_doc *x, const yaml_node_t *n, const char *fmt,
-		  va_list ap)
-{
-	int line = 0, col = 0;
-
-	if (n != NULL) {
-		line = (int)n->start_mark.line + 1;
-		col = (int)n->start_mark.column + 1;
-	}
-	err_line(x, line, col, fmt, ap);
-}
-
-void confval_err(struct confval_doc *x, const yaml_node_t *n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	confval_verr(x, n, fmt, ap);
-	va_end(ap);
-}
-
-void confval_err_pos(struct confval_doc *x, int line, int col, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	err_line(x, line, col, fmt, ap);
-	va_end(ap);
-}
-
-static int cmp_err(const void *a, const void *b)
-{
-	const struct confval_err *ea = a, *eb = b;
-
-	if (ea->line != eb->line)
-		return ea->line < eb->line ? -1 : 1;
-	if (ea->col != eb->col)
-		return ea->col < eb->col ? -1 : 1;
-	return ea->seq < eb->seq ? -1 : ea->seq > eb->seq;
-}
-
-char *confval_errors(struct confval_doc *x)
-{
-	char *out = NULL;
-	size_t len = 0, i;
-	FILE *f;
-
-	qsort(x->errs, x->nerrs, sizeof(*x->errs), cmp_err);
-	f = open_memstream(&out, &len);
-	if (f == NULL) {
-		fprintf(stderr, "moat: out of memory collecting config errors\n");
-		abort();
-	}
-	for (i = 0; i < x->nerrs; i++) {
-		if (x->errs[i].line > 0)
-			fprintf(f, "%s:%d:%d: %s\n", x->name, x->errs[i].line, x->errs[i].col,
-				x->errs[i].msg);
-		else
-			fprintf(f, "%s: %s\n", x->name, x->errs[i].msg);
-	}
-	if (x->dropped > 0)
-		fprintf(f, "%s: %zu more errors not shown\n", x->name, x->dropped);
-	fclose(f);
-	return out;
-}
-
-yaml_node_t *confval_node(struct confval_doc *x, int i)
-{
-	return yaml_document_get_node(&x->doc, i);
-}
-
-static size_t node_index(struct confval_doc *x, const yaml_node_t *n)
-{
-	return (size_t)(n - x->doc.nodes.start);
-}
-
-static bool is_var_start(char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_';
-}
-
-static bool is_var_char(char ch)
-{
-	return is_var_start(ch) || (ch >= '0' && ch <= '9');
-}
-
-/*
- * Expand every "${NAME}" in s from the environment. Every problem in the
- * scalar is reported; returns NULL if there was any.
- */
-static char *expand(struct confval_doc *x, const yaml_node_t *n, const char *s)
-{
-	char *out = NULL;
-	size_t len = 0;
-	const char *p = s;
-	bool bad = false;
-	FILE *f;
-
-	f = open_memstream(&out, &len);
-	if (f == NULL) {
-		fprintf(stderr, "moat: out of memory expanding a config value\n");
-		abort();
-	}
-	while (*p != '\0') {
-		const char *open = strstr(p, "${"), *close, *val, *q;
-		char *name;
-
-		if (open == NULL) {
-			fputs(p, f);
-			break;
-		}
-		fwrite(p, 1, (size_t)(open - p), f);
-		close = strchr(open + 2, '}');
-		if (close == NULL) {
-			confval_err(x, n, "unterminated \"${\" in \"%.*s\"; a variable is "
-				    "written ${NAME}", QUOTE_MAX, s);
-			bad = true;
-			break;
-		}
-		name = xstrndup(open + 2, (size_t)(close - open - 2));
-		for (q = name; is_var_char(*q); q++)
-			;
-		if (!is_var_start(name[0]) || *q != '\0') {
-			confval_err(x, n, "\"${%s}\" is not a valid variable reference; a name "
-				    "is letters, digits and '_', like ${APP_PORT}", name);
-			bad = true;
-		} else {
-			val = getenv(name);
-			if (val == NULL) {
-				confval_err(x, n, "environment variable \"%s\" is not set "
-					    "(used in \"%.*s\")", name, QUOTE_MAX, s);
-				bad = true;
-			} else {
-				fputs(val, f);
-			}
-		}
-		free(name);
-		p = close + 1;
-	}
-	fclose(f);
-	if (bad) {
-		free(out);
-		out = NULL;
-	}
-	return out;
-}
-
-const char *confval_text(struct confval_doc *x, const yaml_node_t *n)
-{
-	size_t i = node_index(x, n);
-	const char *raw = (const char *)n->data.scalar.value;
-
-	if (x->sstate[i] == SCALAR_TODO) {
-		x->sstate[i] = SCALAR_BAD;
-		if (strlen(raw) != n->data.scalar.length)
-			confval_err(x, n, "value contains a NUL character");
-		else if (strstr(raw, "${") == NULL)
-			x->sstate[i] = SCALAR_OK;
-		else
-			x->sval[i] = expand(x, n, raw);
-		if (x->sval[i] != NULL)
-			x->sstate[i] = SCALAR_OK;
-	}
-	if (x->sstate[i] == SCALAR_BAD)
-		return NULL;
-	return x->sval[i] != NULL ? x->sval[i] : raw;
-}
-
-char *confval_describe(struct confval_doc *x, const yaml_node_t *n)
-{
-	const char *t;
-
-	if (n->type == YAML_SEQUENCE_NODE)
-		return xstrdup("a list");
-	if (n->type == YAML_MAPPING_NODE)
-		return xstrdup("a mapping");
-	t = confval_text(x, n);
-	if (t == NULL)
-		t = (const char *)n->data.scalar.value;
-	if (strlen(t) > QUOTE_MAX)
-		return xasprintf("\"%.*s...\"", QUOTE_MAX, t);
-	return xasprintf("\"%s\"", t);
-}
-
-const char *confval_scalar(struct confval_doc *x, const yaml_node_t *n, const char *what,
-			  const char *example)
-{
-	const char *t = NULL;
-
-	if (n->type != YAML_SCALAR_NODE) {
-		confval_err(x, n, "%s must be a single value like %s, not %s", what, example,
-			    n->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping");
-		goto out;
-	}
-	t = confval_text(x, n);
-out:
-	return t;
-}
-
-bool confval_is_null(const yaml_node_t *n)
-{
-	const char *v = (const char *)n->data.scalar.value;
-
-	return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	       (v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
-}
-
-static char *key_list(const char *const *keys, size_t nkeys)
-{
-	char *s = xstrdup(""), *t;
-	size_t i;
-
-	for (i = 0; i < nkeys; i++) {
-		t = xasprintf("%s%s%s", s, i ? ", " : "", keys[i]);
-		free(s);
-		s = t;
-	}
-	return s;
-}
-
-bool confval_fields(struct confval_doc *x, const yaml_node_t *map, const char *what,
-		    const char *where, const char *example,
-		    const char *const *keys, size_t nkeys, struct confval_field *out)
-{
-	yaml_node_pair_t *p;
-	bool ok = false;
-	size_t i;
-
-	memset(out, 0, nkeys * sizeof(*out));
-	if (map->type != YAML_MAPPING_NODE) {
-		char *got = confval_describe(x, map);
-
-		confval_err(x, map, "%s must be a mapping like %s, not %s", what, example, got);
-		free(got);
-		goto out;
-	}
-	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = confval_node(x, p->key), *v = confval_node(x, p->value);
-		const char *name;
-
-		if (k->type != YAML_SCALAR_NODE) {
-			confval_err(x, k, "a key %s must be a plain name, not %s", where,
-				    k->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping");
-			continue;
-		}
-		name = confval_text(x, k);
-		if (name == NULL)
-			continue;
-		for (i = 0; i < nkeys && strcmp(name, keys[i]) != 0; i++)
-			;
-		if (i == nkeys) {
-			char *valid = key_list(keys, nkeys);
-
-			confval_err(x, k, "unknown key \"%s\" %s; valid keys: %s", name, where,
-				    valid);
-			free(valid);
-		} else if (out[i].key != NULL) {
-			confval_err(x, k,
-				    "duplicate key \"%s\" %s; it was already given at line %d",
-				    name, where, (int)out[i].key->start_mark.line + 1);
-		} else {
-			out[i].key = k;
-			out[i].val = v;
-		}
-	}
-	ok = true;
-out:
-	return ok;
-}
+/* ---- paths ------------------------------------------------------------- */
 
 /* Remove "." segments, repeated and trailing slashes from an absolute path
  * so that messages and `moat check` show "/etc/moat/data", not
@@ -979,111 +712,6 @@ static char *clean_path(char *p)
 char *confval_path(const char *dir, const char *p)
 {
 	return clean_path(fs_resolve(dir, p));
-}
-
-static void syntax_error(struct confval_doc *x, const yaml_parser_t *p, const char *text,
-			 size_t len)
-{
-	const char *problem = p->problem != NULL ? p->problem : "malformed document";
-	size_t at = p->problem_mark.index, i;
-	int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
-	char *context = xstrdup(""), *value = xstrdup("");
-
-	if (p->error == YAML_READER_ERROR) {
-		/* The reader reports a byte offset only. */
-		at = p->problem_offset;
-		line = 1;
-		col = 1;
-		for (i = 0; i < at && i < len; i++) {
-			col++;
-			if (text[i] == '\n') {
-				line++;
-				col = 1;
-			}
-		}
-		if (p->problem_value != -1) {
-			free(value);
-			value = xasprintf(" (byte 0x%02X)", (unsigned)p->problem_value);
-		}
-	}
-	if (p->context != NULL) {
-		free(context);
-		context = xasprintf(" (%s at line %d)", p->context,
-				    (int)p->context_mark.line + 1);
-	}
-	confval_err_pos(x, line, col, "invalid YAML: %s%s%s%s", problem, value, context,
-			at < len && text[at] == '\t' ? "; indent with spaces, not tabs" : "");
-	free(value);
-	free(context);
-}
-
-void confval_doc_init(struct confval_doc *x, const char *name)
-{
-	memset(x, 0, sizeof(*x));
-	x->name = name;
-}
-
-yaml_node_t *confval_doc_load(struct confval_doc *x, const char *text, size_t len)
-{
-	yaml_document_t extra;
-	yaml_parser_t parser;
-	yaml_node_t *root = NULL;
-
-	if (!yaml_parser_initialize(&parser)) {
-		fprintf(stderr, "moat: out of memory creating the YAML parser\n");
-		abort();
-	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, &x->doc)) {
-		syntax_error(x, &parser, text, len);
-		goto out;
-	}
-	x->loaded = true;
-	x->nnodes = (size_t)(x->doc.nodes.top - x->doc.nodes.start);
-	x->sval = xcalloc(x->nnodes, sizeof(*x->sval));
-	x->sstate = xcalloc(x->nnodes, sizeof(*x->sstate));
-	root = yaml_document_get_root_node(&x->doc);
-	if (root == NULL || confval_is_null(root)) {
-		confval_err_pos(x, 1, 1, "the configuration is empty; at least one site is "
-				"required, like \"sites: { app.example.org: { to: "
-				"http://127.0.0.1:9000 } }\"");
-		root = NULL;
-		goto out;
-	}
-	/* A second document would be silently ignored: refuse it. */
-	if (!yaml_parser_load(&parser, &extra)) {
-		syntax_error(x, &parser, text, len);
-		goto out;
-	}
-	if (yaml_document_get_root_node(&extra) != NULL)
-		confval_err_pos(x, (int)extra.start_mark.line + 1,
-				(int)extra.start_mark.column + 1,
-				"a second YAML document; the configuration must be one document");
-	yaml_document_delete(&extra);
-out:
-	yaml_parser_delete(&parser);
-	return root;
-}
-
-void confval_doc_free(struct confval_doc *x)
-{
-	size_t i;
-
-	for (i = 0; i < x->nnodes; i++)
-		free(x->sval[i]);
-	free(x->sval);
-	free(x->sstate);
-	for (i = 0; i < x->nerrs; i++)
-		free(x->errs[i].msg);
-	free(x->errs);
-	if (x->loaded)
-		yaml_document_delete(&x->doc);
-	memset(x, 0, sizeof(*x));
-}
-
-bool confval_has_errors(const struct confval_doc *x)
-{
-	return x->nerrs > 0 || x->dropped > 0;
 }
 
 char *confval_abs_dir(const char *dir)

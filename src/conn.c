@@ -154,6 +154,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
 		memcpy(wr->data, data, len);
 		return queue_raw(c, wr, len);
 	}
+	ERR_clear_error(); /* SSL_get_error-style checks need an empty queue */
 	n = SSL_write(c->ssl, data, (int)len);
 	if (n <= 0 || (size_t)n != len) {
 		ERR_clear_error();
@@ -263,6 +264,10 @@ static bool tls_fill(struct conn *c)
 {
 	int n, err;
 
+	/* SSL_get_error reads this thread's error queue: anything left there
+	 * (by another connection on this worker) would turn WANT_READ into a
+	 * fatal error for this one. */
+	ERR_clear_error();
 	if (c->state == CONN_HANDSHAKE) {
 		n = SSL_do_handshake(c->ssl);
 		if (n != 1) {
@@ -310,6 +315,9 @@ static bool tls_has_more(const struct conn *c)
  * while it runs) only set a flag, so proxy_on_input never nests. */
 static void deliver(struct conn *c)
 {
+	size_t before;
+	enum conn_state st;
+
 	if (c->delivering) {
 		c->again = true;
 		return;
@@ -321,9 +329,17 @@ static void deliver(struct conn *c)
 			break;
 		if (c->state == CONN_HANDSHAKE)
 			break;
+		before = c->in_len;
+		st = c->state;
 		proxy_on_input(c);
 		if (c->closed)
 			break;
+		/* Going round again only helps when the proxy used input or moved
+		 * on. A proxy that asks for more input while what it has is
+		 * incomplete (a partial chunk-size line) would otherwise be handed
+		 * the same bytes forever, spinning the worker. */
+		if (c->in_len == before && c->state == st)
+			c->again = false;
 		if (c->want_read && c->in_len < CONN_IN_CAP && tls_has_more(c))
 			c->again = true;
 	} while (c->again && !c->closed && c->state != CONN_CLOSING);
@@ -351,6 +367,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (c->ssl != NULL) {
 		if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+			ERR_clear_error();
 			conn_abort(c);
 			return;
 		}

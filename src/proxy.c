@@ -51,6 +51,7 @@ struct exchange {
 	bool await_chunk;        /* chunked: first size line not checked yet */
 	enum h1_framing req_framing;
 	uint64_t req_left;
+	uint64_t req_body;       /* chunked: decoded body bytes so far */
 	struct h1_chunked req_ch;
 	bool resp_head_done;
 	bool resp_done;
@@ -292,6 +293,13 @@ static void start_upstream_io(struct exchange *x)
 		conn_want_read(c, true);
 }
 
+static bool body_too_big(const struct exchange *x, uint64_t n)
+{
+	uint64_t max = conf_of(x->c)->max_body_bytes;
+
+	return max > 0 && n > max;
+}
+
 /* Moves request body bytes from the client buffer to the upstream. */
 static void pump_request(struct exchange *x)
 {
@@ -318,6 +326,13 @@ static void pump_request(struct exchange *x)
 			fail(x, 400, why ? why : "bad chunked body");
 			return;
 		}
+		/* limits.body_size holds for chunked bodies too, as soon as a
+		 * chunk-size line announces more than is left */
+		x->req_body += out;
+		if (body_too_big(x, x->req_body + x->req_ch.remaining)) {
+			fail(x, 413, "the request body is larger than this site accepts");
+			return;
+		}
 		if (out > 0)
 			up_write_chunk(x->u, c->in, out);
 		if (done)
@@ -330,10 +345,19 @@ static void pump_request(struct exchange *x)
 		if (consumed == 0)
 			break;
 	}
+	/*
+	 * One timer runs for whoever is awaited: the client's while it owes
+	 * body bytes, the upstream's (timeouts.response) while it has to take
+	 * the body or answer. The response wait counts from the end of the
+	 * request, so an upload longer than timeouts.response is not cut.
+	 * Once the response has started, pump_response owns the upstream timer.
+	 */
 	if (x->req_done) {
 		/* keep reading: a client that goes away must be noticed even while
 		 * the response is idle (pipelined bytes just wait in c->in) */
 		conn_set_timer(c, 0);
+		if (!x->resp_head_done)
+			up_set_timer(x->u, conf_of(c)->t.response_ms);
 		conn_want_read(c, true);
 		return;
 	}
@@ -342,8 +366,13 @@ static void pump_request(struct exchange *x)
 		return;
 	}
 	if (up_pending(x->u) >= CONN_HIGH_WATER) {
+		conn_set_timer(c, 0);
+		if (!x->resp_head_done)
+			up_set_timer(x->u, conf_of(c)->t.response_ms);
 		conn_want_read(c, false);
 	} else {
+		if (!x->resp_head_done)
+			up_set_timer(x->u, 0);
 		conn_set_timer(c, conf_of(c)->t.idle_ms);
 		conn_want_read(c, true);
 	}
@@ -354,8 +383,10 @@ static void up_drained(void *arg)
 	struct exchange *x = arg;
 	struct conn *c = x->c;
 
-	if (c->state == CONN_TUNNEL || !x->req_done)
+	if (c->state == CONN_TUNNEL)
 		conn_want_read(c, true);
+	else if (!x->req_done)
+		pump_request(x); /* resumes the client and moves the timers */
 }
 
 static void finish_exchange(struct exchange *x)
@@ -562,8 +593,11 @@ static bool response_head(struct exchange *x)
 	if (m->status != 101 && x->resp_framing != H1_BODY_NONE &&
 	    x->resp_framing != H1_BODY_LENGTH && !x->http10)
 		x->rechunk = true;
+	/* An HTTP/1.0 client gets a chunked or close-delimited body decoded
+	 * and unframed (it cannot read chunks): only the close can end it. */
 	x->keep_client = !x->client_close && !c->drain && x->req_done &&
-			 (x->rechunk || x->resp_framing != H1_BODY_UNTIL_CLOSE);
+			 (x->rechunk || x->resp_framing == H1_BODY_NONE ||
+			  x->resp_framing == H1_BODY_LENGTH);
 	h1_chunked_init(&x->resp_ch);
 	r.m = m;
 	r.hsts_max_age = hsts_of(c, x->site);
@@ -641,6 +675,10 @@ void proxy_on_client_drained(struct conn *c)
 {
 	struct exchange *x = c->x;
 
+	if (x == NULL && (c->state == CONN_IDLE || c->state == CONN_HEAD) && !c->want_read) {
+		conn_want_read(c, true); /* read_head paused for this */
+		return;
+	}
 	if (x == NULL || x->u == NULL)
 		return;
 	if (c->state == CONN_TUNNEL) {
@@ -808,6 +846,10 @@ static bool chunked_precheck(struct exchange *x)
 		fail(x, 400, why ? why : "bad chunked body");
 		return false;
 	}
+	if (body_too_big(x, (uint64_t)out + probe.remaining)) {
+		fail(x, 413, "the request body is larger than this site accepts");
+		return false;
+	}
 	if (done || out > 0 || probe.remaining > 0) {
 		x->await_chunk = false;
 		return true;
@@ -832,6 +874,14 @@ static void read_head(struct conn *c)
 	if (c->in_len == 0) {
 		if (c->peer_eof)
 			conn_abort(c);
+		return;
+	}
+	/* Answers moat writes itself (redirects, the welcome page) have no
+	 * upstream to pace them: a client that pipelines requests and never
+	 * reads would grow the write queue without bound. The next request
+	 * waits until the client has read (proxy_on_client_drained). */
+	if (conn_pending(c) >= CONN_HIGH_WATER) {
+		conn_want_read(c, false);
 		return;
 	}
 	if (c->state == CONN_IDLE) {

@@ -23,6 +23,10 @@
 
 static struct worker *workers;
 static unsigned nworkers;
+/* The generation the workers were last handed (control thread only; a
+ * reference is held). Reload compares against it: workers[k].gen belongs
+ * to worker k, which swaps and may free it at any time. */
+static struct gen *running;
 static uv_async_t *stopped_async;
 static atomic_uint nstopped;
 
@@ -184,6 +188,7 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 	int rc = 0;
 
 	nworkers = c->workers;
+	running = gen_ref(g);
 	stopped_async = stopped;
 	atomic_store(&nstopped, 0);
 	workers = xcalloc(nworkers, sizeof(*workers));
@@ -246,6 +251,8 @@ fail_sockets:
 	free(workers);
 	workers = NULL;
 	nworkers = 0;
+	gen_unref(running);
+	running = NULL;
 	return rc;
 }
 
@@ -261,19 +268,26 @@ static bool same_addrs(const struct conf_addr *a, size_t na, const struct conf_a
 	return true;
 }
 
-int workers_reload(struct gen *g)
+int workers_check_reload(const struct conf *c)
 {
-	const struct conf *old = workers[0].gen->conf, *c = g->conf;
-	unsigned k;
+	const struct conf *old = running->conf;
 
-	/* Reading workers[0].gen from the control thread is safe: it is only
-	 * replaced by the worker after the control thread hands over a new one,
-	 * and the control thread keeps its own reference to the current one. */
 	if (c->workers != nworkers || !same_addrs(old->https, old->nhttps, c->https, c->nhttps) ||
 	    !same_addrs(old->http, old->nhttp, c->http, c->nhttp)) {
 		log_error("reload refused: listen addresses and workers can only change with a restart");
 		return MOAT_ECONFIG;
 	}
+	return 0;
+}
+
+int workers_reload(struct gen *g)
+{
+	unsigned k;
+
+	if (workers_check_reload(g->conf) != 0)
+		return MOAT_ECONFIG;
+	gen_unref(running);
+	running = gen_ref(g);
 	for (k = 0; k < nworkers; k++) {
 		struct gen *prev = atomic_exchange(&workers[k].next_gen, gen_ref(g));
 
@@ -311,6 +325,8 @@ void workers_join(void)
 	free(workers);
 	workers = NULL;
 	nworkers = 0;
+	gen_unref(running);
+	running = NULL;
 	stopped_async = NULL;
 }
 

@@ -19,6 +19,7 @@
 #include "h1.h"
 
 struct gen;
+struct conf;
 struct conn;
 struct pool;
 
@@ -65,9 +66,13 @@ int workers_start(struct gen *g, uv_async_t *stopped);
 /* True when every worker's loop has ended (workers_join won't block). */
 bool workers_all_stopped(void);
 
+/* Returns MOAT_ECONFIG (logged) when c's listen addresses or worker count
+ * differ from the running ones: those need a restart. Else 0. */
+int workers_check_reload(const struct conf *c);
+
 /* Hand a new generation to every worker (each takes its own reference).
- * Returns MOAT_ECONFIG (nothing changed) when listen addresses or the
- * worker count differ from the running ones: those need a restart. */
+ * Returns MOAT_ECONFIG (nothing changed) when workers_check_reload refuses
+ * g's configuration. */
 int workers_reload(struct gen *g);
 
 /* Ask every worker to stop: gracefully (in-flight requests may finish
