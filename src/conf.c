@@ -5,8 +5,9 @@
  * mean. The walk checks each level against a fixed key table and records
  * every problem instead of stopping at the first, so one `moat check` run
  * shows the operator everything to fix; reading nodes, ${VAR} expansion and
- * error collection live in confval.c. On any error the half-built snapshot
- * is thrown away, so callers only ever see a complete one.
+ * error collection live in confdoc.c, the parsers of single values in
+ * confval.c. On any error the half-built snapshot is thrown away, so callers
+ * only ever see a complete one.
  */
 #include "conf.h"
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "confdoc.h"
 #include "confval.h"
 #include "fsutil.h"
 #include "util.h"
@@ -38,7 +40,7 @@ struct lsn {
 };
 
 struct ctx {
-	struct confval_doc d;
+	struct confdoc d;
 	char *dir;              /* absolute directory for relative paths */
 	struct conf *c;
 	struct lsn http, https;
@@ -51,7 +53,7 @@ static void err(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	confval_verr(&x->d, n, fmt, ap);
+	confdoc_verr(&x->d, n, fmt, ap);
 	va_end(ap);
 }
 
@@ -59,7 +61,7 @@ static void err(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
 
 static void parse_data(struct ctx *x, const yaml_node_t *n)
 {
-	const char *t = confval_scalar(&x->d, n, "data", "\"/var/lib/moat\"");
+	const char *t = confdoc_scalar(&x->d, n, "data", "\"/var/lib/moat\"");
 
 	if (t == NULL)
 		return;
@@ -95,7 +97,7 @@ static void parse_listen_one(struct ctx *x, const yaml_node_t *n, struct lsn *l,
 
 	l->given = true;
 	if (n->type == YAML_SCALAR_NODE) {
-		t = confval_text(&x->d, n);
+		t = confdoc_text(&x->d, n);
 		if (t != NULL && strcmp(proto, "http") == 0 && strcmp(t, "off") == 0)
 			return;
 		if (t != NULL)
@@ -113,10 +115,10 @@ static void parse_listen_one(struct ctx *x, const yaml_node_t *n, struct lsn *l,
 		return;
 	}
 	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-		const yaml_node_t *item = confval_node(&x->d, *it);
+		const yaml_node_t *item = confdoc_node(&x->d, *it);
 		char *what = xasprintf("each address in listen.%s", proto);
 
-		t = confval_scalar(&x->d, item, what, "\"127.0.0.1:8443\"");
+		t = confdoc_scalar(&x->d, item, what, "\"127.0.0.1:8443\"");
 		free(what);
 		if (t != NULL)
 			add_listen(x, l, item, t);
@@ -126,9 +128,9 @@ static void parse_listen_one(struct ctx *x, const yaml_node_t *n, struct lsn *l,
 static void parse_listen(struct ctx *x, const yaml_node_t *n)
 {
 	static const char *const keys[] = { "http", "https" };
-	struct confval_field f[2];
+	struct confdoc_field f[2];
 
-	if (!confval_fields(&x->d, n, "listen", "in listen",
+	if (!confdoc_fields(&x->d, n, "listen", "in listen",
 			    "{ http: \":80\", https: \":443\" }", keys, 2, f))
 		return;
 	if (f[0].val != NULL)
@@ -150,7 +152,7 @@ static unsigned auto_workers(void)
 
 static void parse_workers(struct ctx *x, const yaml_node_t *n)
 {
-	const char *t = confval_scalar(&x->d, n, "workers", "2 or \"auto\"");
+	const char *t = confdoc_scalar(&x->d, n, "workers", "2 or \"auto\"");
 	uint64_t v;
 
 	if (t == NULL)
@@ -169,7 +171,7 @@ static void parse_workers(struct ctx *x, const yaml_node_t *n)
 
 static void parse_access_log(struct ctx *x, const yaml_node_t *n)
 {
-	const char *t = confval_scalar(&x->d, n, "access_log", "stdout");
+	const char *t = confdoc_scalar(&x->d, n, "access_log", "stdout");
 
 	if (t == NULL)
 		return;
@@ -188,7 +190,7 @@ static void parse_access_log(struct ctx *x, const yaml_node_t *n)
 static bool duration(struct ctx *x, const yaml_node_t *n, const char *what,
 		     uint64_t min_ms, uint64_t max_ms, uint64_t *ms)
 {
-	const char *t = confval_scalar(&x->d, n, what, "\"10s\"");
+	const char *t = confdoc_scalar(&x->d, n, what, "\"10s\"");
 	bool ok = false;
 	int rc;
 
@@ -222,11 +224,11 @@ static void parse_timeouts(struct ctx *x, const yaml_node_t *n)
 		&t->header_ms, &t->idle_ms, &t->connect_ms, &t->response_ms,
 		&t->drain_ms, &t->upstream_idle_ms
 	};
-	struct confval_field f[6];
+	struct confdoc_field f[6];
 	uint64_t ms;
 	size_t i;
 
-	if (!confval_fields(&x->d, n, "timeouts", "in timeouts", "{ header: 10s, idle: 60s }",
+	if (!confdoc_fields(&x->d, n, "timeouts", "in timeouts", "{ header: 10s, idle: 60s }",
 			    keys, 6, f))
 		return;
 	for (i = 0; i < 6; i++) {
@@ -241,7 +243,7 @@ static void parse_timeouts(struct ctx *x, const yaml_node_t *n)
 static bool size_value(struct ctx *x, const yaml_node_t *n, const char *what,
 		       uint64_t *v)
 {
-	const char *t = confval_scalar(&x->d, n, what, "\"32KiB\"");
+	const char *t = confdoc_scalar(&x->d, n, what, "\"32KiB\"");
 	bool ok = false;
 
 	if (t == NULL)
@@ -259,16 +261,16 @@ out:
 static void parse_limits(struct ctx *x, const yaml_node_t *n)
 {
 	static const char *const keys[] = { "header_size", "body_size" };
-	struct confval_field f[2];
+	struct confdoc_field f[2];
 	uint64_t v;
 
-	if (!confval_fields(&x->d, n, "limits", "in limits",
+	if (!confdoc_fields(&x->d, n, "limits", "in limits",
 			    "{ header_size: 32KiB, body_size: 0 }", keys, 2, f))
 		return;
 	if (f[0].val != NULL && size_value(x, f[0].val, "limits.header_size", &v)) {
 		if (v < 1024 || v > 1024 * 1024)
 			err(x, f[0].val, "limits.header_size \"%s\" is out of range; expected "
-			    "1KiB to 1MiB", confval_text(&x->d, f[0].val));
+			    "1KiB to 1MiB", confdoc_text(&x->d, f[0].val));
 		else
 			x->c->max_header_bytes = (size_t)v;
 	}
@@ -308,8 +310,8 @@ static void parse_to(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 
 		item = n;
 		if (n->type == YAML_SEQUENCE_NODE)
-			item = confval_node(&x->d, n->data.sequence.items.start[i]);
-		t = confval_scalar(&x->d, item, "each upstream in \"to\"",
+			item = confdoc_node(&x->d, n->data.sequence.items.start[i]);
+		t = confdoc_scalar(&x->d, item, "each upstream in \"to\"",
 				   "\"http://127.0.0.1:9000\"");
 		if (t == NULL)
 			continue;
@@ -346,12 +348,12 @@ static void parse_tls(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 	static const char *const names[] = { "certificate", "key" };
 	char **dst[] = { &s->cert_file, &s->key_file };
 	char *where = NULL;
-	struct confval_field f[2];
+	struct confdoc_field f[2];
 	const char *t;
 	size_t i;
 
 	if (n->type == YAML_SCALAR_NODE) {
-		t = confval_text(&x->d, n);
+		t = confdoc_text(&x->d, n);
 		if (t != NULL && strcmp(t, "internal") != 0)
 			err(x, n, "\"%s\" is not a valid tls setting for site \"%s\"; expected "
 			    "internal or { cert: FILE, key: FILE }", t, s->host);
@@ -359,7 +361,7 @@ static void parse_tls(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 		return;
 	}
 	where = xasprintf("in tls of site \"%s\"", s->host);
-	if (!confval_fields(&x->d, n, "tls", where, "{ cert: FILE, key: FILE }", keys, 2, f))
+	if (!confdoc_fields(&x->d, n, "tls", where, "{ cert: FILE, key: FILE }", keys, 2, f))
 		goto out;
 	s->tls = CONF_TLS_FILES;
 	for (i = 0; i < 2; i++) {
@@ -368,7 +370,7 @@ static void parse_tls(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 			    "is missing", s->host, keys[i]);
 			continue;
 		}
-		t = confval_scalar(&x->d, f[i].val, keys[i], "\"certs/app.pem\"");
+		t = confdoc_scalar(&x->d, f[i].val, keys[i], "\"certs/app.pem\"");
 		if (t == NULL)
 			continue;
 		if (t[0] == '\0') {
@@ -386,7 +388,7 @@ out:
 static bool site_bool(struct ctx *x, const yaml_node_t *n, const char *key,
 		      const struct conf_site *s, bool *v)
 {
-	const char *t = confval_scalar(&x->d, n, key, "true");
+	const char *t = confdoc_scalar(&x->d, n, key, "true");
 	bool ok = false;
 
 	if (t == NULL)
@@ -403,7 +405,7 @@ out:
 
 static void parse_hsts(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 {
-	const char *t = confval_scalar(&x->d, n, "hsts", "true");
+	const char *t = confdoc_scalar(&x->d, n, "hsts", "true");
 	char *what;
 	uint64_t ms;
 
@@ -430,16 +432,16 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 			    const yaml_node_t *n, struct conf_site *s)
 {
 	static const char *const keys[] = { "to", "tls", "default", "redirect", "hsts" };
-	struct confval_field f[5];
+	struct confdoc_field f[5];
 	char *what, *where;
 
 	what = xasprintf("site \"%s\"", s->host);
 	where = xasprintf("in site \"%s\"", s->host);
 	/* "app.localhost:" with nothing after it is an empty site: report the
 	 * missing "to" rather than a type error. */
-	if (confval_is_null(n))
+	if (confdoc_is_null(n))
 		memset(f, 0, sizeof(f));
-	else if (!confval_fields(&x->d, n, what, where, "{ to: \"http://127.0.0.1:9000\" }",
+	else if (!confdoc_fields(&x->d, n, what, where, "{ to: \"http://127.0.0.1:9000\" }",
 				 keys, 5, f))
 		goto out;
 	if (f[0].val != NULL)
@@ -481,8 +483,8 @@ static void parse_sites(struct ctx *x, const yaml_node_t *n)
 	yaml_node_pair_t *p;
 	size_t npairs, i;
 
-	if (n->type != YAML_MAPPING_NODE && !confval_is_null(n)) {
-		char *got = confval_describe(&x->d, n);
+	if (n->type != YAML_MAPPING_NODE && !confdoc_is_null(n)) {
+		char *got = confdoc_describe(&x->d, n);
 
 		err(x, n, "sites must be a mapping of host names to settings, like "
 		    "\"app.example.org: { to: http://127.0.0.1:9000 }\", not %s", got);
@@ -498,12 +500,12 @@ static void parse_sites(struct ctx *x, const yaml_node_t *n)
 	}
 	c->sites = xcalloc(npairs, sizeof(*c->sites));
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = confval_node(&x->d, p->key), *v = confval_node(&x->d, p->value);
+		yaml_node_t *k = confdoc_node(&x->d, p->key), *v = confdoc_node(&x->d, p->value);
 		struct conf_site *s = &c->sites[c->nsites];
 		const char *name;
 		char *why = NULL;
 
-		name = confval_scalar(&x->d, k, "a site name", "\"app.example.org\"");
+		name = confdoc_scalar(&x->d, k, "a site name", "\"app.example.org\"");
 		if (name == NULL)
 			continue;
 		site_defaults(s);
@@ -597,9 +599,9 @@ static void parse_root(struct ctx *x, const yaml_node_t *root)
 	static const char *const keys[] = {
 		"data", "listen", "workers", "access_log", "timeouts", "limits", "sites"
 	};
-	struct confval_field f[7];
+	struct confdoc_field f[7];
 
-	if (!confval_fields(&x->d, root, "the configuration", "at the top level",
+	if (!confdoc_fields(&x->d, root, "the configuration", "at the top level",
 			    "\"sites: { app.example.org: { to: http://127.0.0.1:9000 } }\"",
 			    keys, 7, f))
 		return;
@@ -651,10 +653,10 @@ struct conf *conf_parse(const char *name, const char *dir, const char *text,
 
 	*errs = NULL;
 	memset(&x, 0, sizeof(x));
-	confval_doc_init(&x.d, name);
+	confdoc_init(&x.d, name);
 	x.dir = confval_abs_dir(dir);
 	x.c = conf_new(name);
-	root = confval_doc_load(&x.d, text, len);
+	root = confdoc_load(&x.d, text, len);
 	if (root == NULL)
 		goto out;
 	parse_root(&x, root);
@@ -670,8 +672,8 @@ out:
 		if (x.c->sites[i].is_default)
 			x.c->default_site = &x.c->sites[i];
 	}
-	if (confval_has_errors(&x.d)) {
-		*errs = confval_errors(&x.d);
+	if (confdoc_has_errors(&x.d)) {
+		*errs = confdoc_errors(&x.d);
 		conf_free(x.c);
 	} else {
 		c = x.c;
@@ -679,7 +681,7 @@ out:
 	free(x.http.node);
 	free(x.https.node);
 	free(x.dir);
-	confval_doc_free(&x.d);
+	confdoc_free(&x.d);
 	return c;
 }
 

@@ -683,7 +683,7 @@ out:
 	return rc;
 }
 
-/* ---- paths ------------------------------------------------------------- */
+/* ---- paths ---------------------------------------------------------------- */
 
 /* Remove "." segments, repeated and trailing slashes from an absolute path
  * so that messages and `moat check` show "/etc/moat/data", not

@@ -69,16 +69,29 @@ static void on_timer(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
-	if (c->state == CONN_CLOSING) {
+	if (c->state == CONN_CLOSING || c->doomed) {
 		conn_abort(c);
 		return;
 	}
 	proxy_on_timeout(c);
 }
 
+/*
+ * A write that fails closes the connection from the next loop iteration,
+ * not from inside conn_write: its callers (proxy.c) still hold the exchange
+ * and may touch it after the call returns.
+ */
+static void fail_later(struct conn *c)
+{
+	if (c->closed || c->doomed)
+		return;
+	c->doomed = true;
+	uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
 void conn_set_timer(struct conn *c, uint64_t ms)
 {
-	if (c->closed)
+	if (c->closed || c->doomed)
 		return;
 	if (ms == 0)
 		uv_timer_stop(&c->timer);
@@ -116,7 +129,7 @@ static int queue_raw(struct conn *c, struct wreq *wr, size_t len)
 	rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
 	if (rc < 0) {
 		free(wr);
-		conn_abort(c);
+		fail_later(c);
 		return MOAT_EIO;
 	}
 	return 0;
@@ -145,7 +158,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
 	struct wreq *wr;
 	int n;
 
-	if (c->closed || c->close_after_write)
+	if (c->closed || c->close_after_write || c->doomed)
 		return MOAT_EIO;
 	if (len == 0)
 		return 0;
@@ -158,7 +171,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
 	n = SSL_write(c->ssl, data, (int)len);
 	if (n <= 0 || (size_t)n != len) {
 		ERR_clear_error();
-		conn_abort(c);
+		fail_later(c);
 		return MOAT_ETLS;
 	}
 	return flush_tls(c);
@@ -436,7 +449,7 @@ static void peer_name(struct conn *c)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
-	strcpy(c->peer, "-");
+	strcpy(c->peer, "unknown"); /* RFC 7239 for= of an unknown peer */
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
 		return;
 	if (ss.ss_family == AF_INET) {

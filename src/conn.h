@@ -51,6 +51,7 @@ struct conn {
 	bool drain;               /* worker is stopping: close after this exchange */
 	bool closed;              /* uv_close called */
 	bool shutting;            /* uv_shutdown issued */
+	bool doomed;              /* a write failed: closes on the next loop turn */
 	bool delivering;          /* inside proxy_on_input (no nesting) */
 	bool again;               /* deliver again once the current call returns */
 	int handles;              /* open uv handles; freed at zero */

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 4096
+#define FIELD_PATH_MAX 2048 /* escaped bytes of the path in an access line */
+#define FIELD_MAX 300       /* any other string field */
 
 /* -1: off. Readers load it once per line; the old fd is closed only after a
  * grace period (reload is rare and lines are short), see log_access_open. */
@@ -132,13 +134,14 @@ void log_access_close(void)
 	pthread_mutex_unlock(&open_lock);
 }
 
-/* Appends a JSON string (quoted). Control bytes are \u-escaped; bytes that
- * are not ASCII are replaced with '?' so the line is valid UTF-8 whatever a
- * client sent. */
-static size_t put_str(char *out, size_t cap, size_t n, const char *s, size_t len)
+/* Appends a JSON string (quoted), at most about max_out bytes of it.
+ * Control bytes are \u-escaped; bytes that are not ASCII are replaced with
+ * '?' so the line is valid UTF-8 whatever a client sent. */
+static size_t put_str(char *out, size_t cap, size_t n, const char *s, size_t len,
+		      size_t max_out)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i;
+	size_t i, start = n;
 
 	if (s == NULL) {
 		if (n + 4 < cap) {
@@ -149,7 +152,8 @@ static size_t put_str(char *out, size_t cap, size_t n, const char *s, size_t len
 	}
 	if (n + 1 < cap)
 		out[n++] = '"';
-	for (i = 0; i < len && n + 8 < cap; i++) {
+	/* max_out bounds the escaped size, so later fields always fit */
+	for (i = 0; i < len && n + 8 < cap && n - start < max_out; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '"' || c == '\\') {
@@ -205,20 +209,20 @@ void log_access(const struct access_rec *r)
 	n = putf(line, cap, n, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"client\":",
 			      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 			      tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-	n = put_str(line, cap, n, r->client, r->client ? strlen(r->client) : 0);
+	n = put_str(line, cap, n, r->client, r->client ? strlen(r->client) : 0, FIELD_MAX);
 	n = putf(line, cap, n, ",\"host\":");
-	n = put_str(line, cap, n, r->host, r->host ? strlen(r->host) : 0);
+	n = put_str(line, cap, n, r->host, r->host ? strlen(r->host) : 0, FIELD_MAX);
 	n = putf(line, cap, n, ",\"method\":");
-	n = put_str(line, cap, n, r->method, r->method_len);
+	n = put_str(line, cap, n, r->method, r->method_len, FIELD_MAX);
 	n = putf(line, cap, n, ",\"path\":");
-	n = put_str(line, cap, n, r->path, r->path_len > 2048 ? 2048 : r->path_len);
+	n = put_str(line, cap, n, r->path, r->path_len, FIELD_PATH_MAX);
 	n = putf(line, cap, n,
 			      ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%llu,\"upstream\":",
 			      r->status, (unsigned long long)r->bytes_in,
 			      (unsigned long long)r->bytes_out, (unsigned long long)dur);
-	n = put_str(line, cap, n, r->upstream, r->upstream ? strlen(r->upstream) : 0);
+	n = put_str(line, cap, n, r->upstream, r->upstream ? strlen(r->upstream) : 0, FIELD_MAX);
 	n = putf(line, cap, n, ",\"tls\":");
-	n = put_str(line, cap, n, r->tls, r->tls ? strlen(r->tls) : 0);
+	n = put_str(line, cap, n, r->tls, r->tls ? strlen(r->tls) : 0, FIELD_MAX);
 	if (n > cap)
 		n = cap;
 	line[n++] = '}';

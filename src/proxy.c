@@ -582,7 +582,7 @@ static bool response_head(struct exchange *x)
 		/* 1xx interim responses: moat answered Expect itself; drop them. */
 		up_consume(u, m->head_len);
 	}
-	if (m->status == 101 && !x->upgrade) {
+	if (m->status == 101 && (!x->upgrade || m->upgrade.n == 0)) {
 		fail(x, 502, "the upstream switched protocols unasked");
 		return false;
 	}

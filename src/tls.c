@@ -5,7 +5,8 @@
  * cipher and callback settings (OpenSSL copies those from the context an SSL
  * is created from, not from the one SSL_set_SSL_CTX switches to). The
  * servername callback then switches to the site's context, which carries
- * only its certificate and key.
+ * its certificate and key (and, because OpenSSL reads it from the switched
+ * context, the ALPN callback).
  */
 #include "tls.h"
 #include "conf.h"
@@ -15,6 +16,7 @@
 #include "util.h"
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <string.h>
@@ -89,6 +91,55 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* The site a ClientHello's SNI names (or the default site), read from the
+ * raw extension because SSL_get_servername is not set yet at this point. */
+static const struct conf_site *hello_site(SSL *ssl, const struct tls_sites *t)
+{
+	const unsigned char *p;
+	size_t len, list, nlen;
+	char name[256], host[256];
+	int port;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1)
+		return t->conf->default_site;
+	/* server_name_list length, then one host_name entry */
+	if (len < 5)
+		return NULL;
+	list = ((size_t)p[0] << 8) | p[1];
+	if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name)
+		return NULL;
+	nlen = ((size_t)p[3] << 8) | p[4];
+	if (nlen == 0 || nlen + 5 > len || nlen >= sizeof(name))
+		return NULL;
+	memcpy(name, p + 5, nlen);
+	name[nlen] = '\0';
+	if (memchr(name, '\0', nlen) != NULL ||
+	    uri_canon_host(name, nlen, host, sizeof(host), &port) != 0 || port != 0)
+		return NULL;
+	return conf_find_site(t->conf, host);
+}
+
+/*
+ * Sessions are bound to the site: the session id context is a digest of the
+ * site's name, set before OpenSSL decides on resumption (which happens
+ * before the servername callback), so a session or ticket from one site is
+ * never resumed under another site's name and always gets that site's full
+ * handshake and checks.
+ */
+static int hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	const struct conf_site *site = hello_site(ssl, arg);
+	unsigned char sid[SHA256_DIGEST_LENGTH];
+	const char *name = site != NULL ? site->host : "";
+
+	SHA256((const unsigned char *)name, strlen(name), sid);
+	if (SSL_set_session_id_context(ssl, sid, sizeof(sid)) != 1) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static SSL_CTX *new_ctx(void)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -107,6 +158,9 @@ static SSL_CTX *new_ctx(void)
 		return NULL;
 	}
 	SSL_CTX_set_dh_auto(ctx, 1);
+	/* ALPN is answered from the context the SNI callback switched to, so
+	 * every context carries the callback, not just the front one. */
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
 	return ctx;
 }
 
@@ -197,7 +251,7 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 	}
 	SSL_CTX_set_tlsext_servername_callback(t->front, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(t->front, t);
-	SSL_CTX_set_alpn_select_cb(t->front, alpn_cb, NULL);
+	SSL_CTX_set_client_hello_cb(t->front, hello_cb, t);
 
 	for (i = 0; i < c->nsites; i++) {
 		const struct conf_site *s = &c->sites[i];
