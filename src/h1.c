@@ -33,17 +33,6 @@ static bool is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_ows(unsigned char c)
 {
 	return c == ' ' || c == '\t';
@@ -825,7 +814,7 @@ static int chunk_byte(struct h1_chunked *c, unsigned char ch, const char **why)
 		return fail(why, "trailer section too large", MOAT_EPROTO);
 	switch (c->state) {
 	case C_SIZE:
-		v = hex_val(ch);
+		v = uri_hex_value(ch);
 		if (v >= 0) {
 			/* 16 hex digits fill a uint64_t exactly: no overflow. */
 			if (++c->digits > 16)

@@ -20,7 +20,7 @@ static bool is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_val(unsigned char c)
+int uri_hex_value(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -75,7 +75,7 @@ static int check_ip_literal(const char *p, size_t n)
 
 		if (c == ':')
 			colon = true;
-		else if (c != '.' && hex_val(c) < 0)
+		else if (c != '.' && uri_hex_value(c) < 0)
 			return MOAT_EPROTO;
 	}
 	return colon ? 0 : MOAT_EPROTO;
@@ -190,8 +190,8 @@ static int put_segment(const char *in, size_t n, struct outbuf *o, struct seg *s
 		if (c < 0x21 || c >= 0x7f || c == '\\' || c == '#')
 			return MOAT_EPROTO;
 		if (c == '%') {
-			hi = i + 2 < n ? hex_val((unsigned char)in[i + 1]) : -1;
-			lo = i + 2 < n ? hex_val((unsigned char)in[i + 2]) : -1;
+			hi = i + 2 < n ? uri_hex_value((unsigned char)in[i + 1]) : -1;
+			lo = i + 2 < n ? uri_hex_value((unsigned char)in[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return MOAT_EPROTO;
 			d = (unsigned char)(hi << 4 | lo);

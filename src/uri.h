@@ -33,4 +33,7 @@ int uri_canon_host(const char *in, size_t n, char *out, size_t outsz, int *port)
  */
 int uri_normalize_target(const char *in, size_t n, char *out, size_t outsz, size_t *outlen);
 
+/* Value of a hexadecimal digit (either case), or -1. */
+int uri_hex_value(unsigned char c);
+
 #endif
