@@ -935,13 +935,15 @@ void proxy_on_input(struct conn *c)
 	case CONN_TUNNEL:
 		if (x == NULL || x->u == NULL)
 			break;
-		if (c->in_len > 0 && up_pending(x->u) < CONN_HIGH_WATER) {
+		if (c->in_len > 0 && (up_pending(x->u) < CONN_HIGH_WATER || c->peer_eof)) {
 			up_write(x->u, c->in, c->in_len);
 			conn_consume(c, c->in_len);
 		}
 		if (c->peer_eof) {
-			drop_upstream(x);
-			conn_close_after_write(c);
+			/* Pass the half-close on after the queued bytes; what the
+			 * upstream still sends flows back until it closes too. */
+			up_shutdown(x->u);
+			conn_set_timer(c, conf_of(c)->t.idle_ms);
 			break;
 		}
 		conn_want_read(c, up_pending(x->u) < CONN_HIGH_WATER);

@@ -120,6 +120,20 @@ void up_set_timer(struct uconn *u, uint64_t ms)
 		uv_timer_start(&u->timer, on_timer, ms, 0);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	/* nothing to do: a failure shows up as a read error or EOF */
+}
+
+void up_shutdown(struct uconn *u)
+{
+	if (u->closed || u->shut || !u->connected)
+		return;
+	u->shut = true;
+	u->sreq.data = u;
+	uv_shutdown(&u->sreq, (uv_stream_t *)&u->tcp, on_shutdown);
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct uconn *u = h->data;
@@ -322,7 +336,7 @@ void up_release(struct uconn *u, bool reusable, uint32_t idle_ms)
 
 	if (u->closed)
 		return;
-	if (!reusable || !u->connected || u->eof || u->in_len > 0 || p->closing ||
+	if (!reusable || !u->connected || u->eof || u->shut || u->in_len > 0 || p->closing ||
 	    up_pending(u) > 0) {
 		up_close(u);
 		return;

@@ -33,6 +33,7 @@ struct uconn {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	uv_timer_t timer;
+	uv_shutdown_t sreq;
 	struct pool *pool;
 	char *key;                 /* "host:port", pool key */
 	const struct up_cb *cb;    /* NULL while idle in the pool */
@@ -44,6 +45,7 @@ struct uconn {
 	bool reading;
 	bool want_read;
 	bool eof;
+	bool shut;                 /* up_shutdown issued */
 	bool closed;
 	int handles;
 	struct uconn *prev, *next; /* pool idle list */
@@ -66,6 +68,10 @@ size_t up_pending(const struct uconn *u);
 void up_want_read(struct uconn *u, bool on);
 void up_consume(struct uconn *u, size_t n);
 void up_set_timer(struct uconn *u, uint64_t ms);
+
+/* Half-close: send FIN once every queued byte is written; reading goes on.
+ * Idempotent. The connection is not reusable afterwards. */
+void up_shutdown(struct uconn *u);
 
 /* Give the connection back: into the pool when reusable (idle_ms lifetime),
  * else closed. The caller must not touch u afterwards. */

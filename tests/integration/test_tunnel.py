@@ -1,0 +1,88 @@
+"""
+Upgraded connections (any HTTP/1.1 Upgrade) are byte tunnels: a half-close
+from either side is passed on after every queued byte, and what the other
+side still sends afterwards reaches the peer.
+"""
+import socket
+import threading
+
+import moatlib as M
+
+HOST = "tun.localhost"
+
+
+class HalfCloseUpstream:
+    """Answers an Upgrade with 101, echoes what it gets until EOF, then sends
+    a farewell (after the client's half-close) and closes."""
+
+    def __init__(self, owner):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.saw_eof = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+        owner.addCleanup(self.stop)
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(20)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                         b"Connection: Upgrade\r\nUpgrade: testproto\r\n\r\n")
+            self.received = rest
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                self.received += chunk
+            self.saw_eof.set()
+            conn.sendall(b"farewell after your EOF: %d bytes" % len(self.received))
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+class Tunnel(M.MoatTestCase):
+    def test_client_half_close_reaches_upstream_and_answer_comes_back(self):
+        up = HalfCloseUpstream(self)
+        moat = self.moat({HOST: M.site("http://127.0.0.1:%d" % up.port, redirect=False)})
+        payload = bytes(range(256)) * 4096  # 1 MiB, more than any one buffer
+        s = socket.create_connection(("127.0.0.1", moat.http_port), timeout=20)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /t HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
+                  b"Upgrade: testproto\r\n\r\n" % HOST.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            self.assertTrue(chunk, "moat closed before the 101: %r" % head)
+            head += chunk
+        self.assertEqual(M.parse_status(head), 101, head)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        self.assertTrue(up.saw_eof.wait(20), "the upstream never saw the client's half-close")
+        self.assertEqual(up.received, payload)
+        tail = head.split(b"\r\n\r\n", 1)[1]
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            tail += chunk
+        self.assertEqual(tail, b"farewell after your EOF: %d bytes" % len(payload))
+
+
+if __name__ == "__main__":
+    M.main()
