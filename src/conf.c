@@ -268,9 +268,9 @@ static void parse_limits(struct ctx *x, const yaml_node_t *n)
 			    "{ header_size: 32KiB, body_size: 0 }", keys, 2, f))
 		return;
 	if (f[0].val != NULL && size_value(x, f[0].val, "limits.header_size", &v)) {
-		if (v < 1024 || v > 1024 * 1024)
+		if (v < 1024 || v > 64 * 1024)
 			err(x, f[0].val, "limits.header_size \"%s\" is out of range; expected "
-			    "1KiB to 1MiB", confdoc_text(&x->d, f[0].val));
+			    "1KiB to 64KiB", confdoc_text(&x->d, f[0].val));
 		else
 			x->c->max_header_bytes = (size_t)v;
 	}

@@ -525,8 +525,8 @@ static const struct err_case err_cases[] = {
 	  "moat.yaml:2:14: \"10MB\" is not a valid size for limits.body_size; expected a number of "
 	  "bytes, optionally with K, KiB, M, MiB, G or GiB, like \"32KiB\"\n", false },
 	{ "header size out of range",
-	  "limits:\n  header_size: 2MiB\n" SITES,
-	  "moat.yaml:2:16: limits.header_size \"2MiB\" is out of range; expected 1KiB to 1MiB\n", false },
+	  "limits:\n  header_size: 65KiB\n" SITES,
+	  "moat.yaml:2:16: limits.header_size \"65KiB\" is out of range; expected 1KiB to 64KiB\n", false },
 	{ "bad listen address",
 	  "listen:\n  https: \"8443\"\n" SITES,
 	  "moat.yaml:2:10: \"8443\" is not a valid listen address; expected \"HOST:PORT\", "
