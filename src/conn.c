@@ -422,6 +422,14 @@ void conn_want_read(struct conn *c, bool on)
 		update_reading(c);
 }
 
+void conn_release_input(struct conn *c)
+{
+	if (c->in_len != 0)
+		return;
+	free(c->in);
+	c->in = NULL;
+}
+
 void conn_consume(struct conn *c, size_t n)
 {
 	if (n >= c->in_len) {

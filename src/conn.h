@@ -79,6 +79,11 @@ size_t conn_pending(const struct conn *c);
 /* Pause or resume reading from the client (backpressure, buffer full). */
 void conn_want_read(struct conn *c, bool on);
 
+/* Free the (empty) input buffer while the connection waits: an idle
+ * keep-alive connection then holds no input memory. It comes back on the
+ * next read. */
+void conn_release_input(struct conn *c);
+
 /* Drop n bytes from the front of the input buffer. */
 void conn_consume(struct conn *c, size_t n);
 

@@ -841,7 +841,8 @@ static bool chunked_precheck(struct exchange *x)
 	const char *why = NULL;
 	bool done = false;
 
-	memcpy(copy, c->in, len);
+	if (len > 0)
+		memcpy(copy, c->in, len);
 	if (h1_chunked_decode(&probe, copy, len, &consumed, &out, &done, &why) != 0) {
 		fail(x, 400, why ? why : "bad chunked body");
 		return false;
@@ -874,6 +875,8 @@ static void read_head(struct conn *c)
 	if (c->in_len == 0) {
 		if (c->peer_eof)
 			conn_abort(c);
+		else
+			conn_release_input(c);
 		return;
 	}
 	/* Answers moat writes itself (redirects, the welcome page) have no
