@@ -131,6 +131,11 @@ static void on_stopped(uv_async_t *a)
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
+	/* Closing the handles put back the default actions (terminate); a late
+	 * signal must not turn a clean stop into a kill. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }
 
 static void on_hup(uv_signal_t *s, int signum)

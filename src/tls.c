@@ -202,12 +202,19 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char **why
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		e = ERR_peek_last_error();
+		/* OpenSSL checks the pair while loading the key */
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+			*why = xasprintf("key file %s does not match the certificate in %s; "
+					 "use the key the certificate was issued for", key, cert);
+			goto fail;
+		}
 		ERR_error_string_n(e, buf, sizeof(buf));
 		*why = xasprintf("key file %s: cannot load a PEM private key (%s)", key, buf);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		*why = xasprintf("key file %s does not match the certificate in %s", key, cert);
+		*why = xasprintf("key file %s does not match the certificate in %s; "
+				 "use the key the certificate was issued for", key, cert);
 		goto fail;
 	}
 	ERR_clear_error();
