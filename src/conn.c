@@ -78,8 +78,8 @@ static void on_timer(uv_timer_t *t)
 
 /*
  * A write that fails closes the connection from the next loop iteration,
- * not from inside conn_write: its callers (proxy.c) still hold the exchange
- * and may touch it after the call returns.
+ * not from inside conn_write: its callers (proxy.c, forward.c) still hold
+ * the exchange and may touch it after the call returns.
  */
 static void fail_later(struct conn *c)
 {

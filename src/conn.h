@@ -59,7 +59,7 @@ struct conn {
 	char peer[64];            /* client address, printable */
 	char *in;                 /* plaintext input, CONN_IN_CAP bytes, lazily allocated */
 	size_t in_len;
-	struct exchange *x;       /* request in flight, owned by proxy.c */
+	struct exchange *x;       /* request in flight (exchange.h), owned by proxy.c/forward.c */
 	uint64_t head_start_ms;   /* when the current head's first byte arrived */
 };
 

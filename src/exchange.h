@@ -6,7 +6,10 @@
  *
  * Ownership: created by proxy.c when a head is parsed, stored in c->x, and
  * freed by whoever finishes it (forward.c after the response, proxy.c for
- * its own answers and when the connection closes). Owning worker only.
+ * its own answers and when the connection closes). Every function below
+ * that can answer, fail or finish may have freed x when it returns (a
+ * close can run proxy_on_close at once): callers return without touching
+ * x again. Owning worker only.
  */
 #ifndef MOAT_EXCHANGE_H
 #define MOAT_EXCHANGE_H
@@ -77,15 +80,19 @@ static inline uint32_t exchange_hsts(const struct conn *c, const struct conf_sit
 
 /* Write the access log line for x (once). */
 void proxy_log_exchange(struct exchange *x);
+/* Free x and the strings it owns; its upstream must already be released
+ * or dropped, and c->x cleared by the caller. */
 void proxy_free_exchange(struct exchange *x);
 /* Close x's upstream connection, if any (never reused). */
 void proxy_drop_upstream(struct exchange *x);
 /* A response moat writes itself; with close the connection closes after
- * it, otherwise x is finished and the connection goes on. */
+ * it, otherwise x (when it is c->x) is freed and the connection goes on
+ * with the next request. The caller must not touch x afterwards. */
 void proxy_respond(struct conn *c, struct exchange *x, int status, const char *body,
 		   const char *extra, bool close);
 /* An error: answered with status before any response byte went out,
- * otherwise the connection is closed. */
+ * otherwise the connection is closed (x freed at once). Drops the upstream.
+ * The caller must not touch x afterwards. */
 void proxy_fail(struct exchange *x, int status, const char *why);
 
 /* forward.c */
@@ -94,7 +101,8 @@ void proxy_fail(struct exchange *x, int status, const char *why);
  * the request; answers 502/504 when no upstream can be reached. */
 void forward_connect(struct exchange *x);
 /* Chunked bodies: true once the buffered start of the body is valid and the
- * upstream may be contacted (answers 400/413 itself otherwise). */
+ * upstream may be contacted; false while more input is needed or after it
+ * answered 400/413 itself (then x must not be touched). */
 bool forward_precheck(struct exchange *x);
 /* Move request body bytes from the client buffer to the upstream. */
 void forward_pump_request(struct exchange *x);

@@ -36,6 +36,7 @@ static const struct up_cb up_cbs = {
 	up_connected, up_input, up_drained, up_error, up_timeout,
 };
 static void start_upstream_io(struct exchange *x);
+static void response_timers(struct exchange *x);
 
 static void mark_down(const struct conf_upstream *up)
 {
@@ -183,14 +184,18 @@ void forward_pump_request(struct exchange *x)
 	 * body bytes, the upstream's (timeouts.response) while it has to take
 	 * the body or answer. The response wait counts from the end of the
 	 * request, so an upload longer than timeouts.response is not cut.
-	 * Once the response has started, pump_response owns the upstream timer.
+	 * Once the response has started, response_timers decides, except that
+	 * an upstream not taking the body is always on its own timer.
 	 */
 	if (x->req_done) {
 		/* keep reading: a client that goes away must be noticed even while
 		 * the response is idle (pipelined bytes just wait in c->in) */
-		conn_set_timer(c, 0);
-		if (!x->resp_head_done)
+		if (x->resp_head_done) {
+			response_timers(x);
+		} else {
+			conn_set_timer(c, 0);
 			up_set_timer(x->u, exchange_conf(c)->t.response_ms);
+		}
 		conn_want_read(c, true);
 		return;
 	}
@@ -200,11 +205,12 @@ void forward_pump_request(struct exchange *x)
 	}
 	if (up_pending(x->u) >= CONN_HIGH_WATER) {
 		conn_set_timer(c, 0);
-		if (!x->resp_head_done)
-			up_set_timer(x->u, exchange_conf(c)->t.response_ms);
+		up_set_timer(x->u, exchange_conf(c)->t.response_ms);
 		conn_want_read(c, false);
 	} else {
-		if (!x->resp_head_done)
+		if (x->resp_head_done)
+			response_timers(x);
+		else
 			up_set_timer(x->u, 0);
 		conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 		conn_want_read(c, true);
@@ -241,6 +247,27 @@ static void finish_exchange(struct exchange *x)
 	c->state = CONN_IDLE;
 	conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 	conn_want_read(c, true);
+}
+
+/*
+ * While the response streams, the timer runs for the side moat waits on:
+ * the client's (timeouts.idle) while it does not read what is queued for
+ * it, else the upstream's (timeouts.response). The upstream is not read
+ * while the client lags, so that wait must not count against it.
+ */
+static void response_timers(struct exchange *x)
+{
+	struct conn *c = x->c;
+	const struct conf *cf = exchange_conf(c);
+
+	if (conn_pending(c) >= CONN_HIGH_WATER) {
+		up_set_timer(x->u, 0);
+		conn_set_timer(c, cf->t.idle_ms);
+	} else {
+		up_set_timer(x->u, cf->t.response_ms);
+		if (x->req_done)
+			conn_set_timer(c, 0);
+	}
 }
 
 /* Relays response body bytes; true when the response is complete. */
@@ -326,7 +353,7 @@ stop:
 		return false;
 	}
 	up_want_read(u, conn_pending(c) < CONN_HIGH_WATER);
-	up_set_timer(u, exchange_conf(c)->t.response_ms);
+	response_timers(x);
 	return false;
 }
 
@@ -356,6 +383,10 @@ static void tunnel_from_upstream(struct exchange *x)
 	if (u->in_len > 0 && conn_pending(c) < CONN_HIGH_WATER) {
 		conn_write(c, u->in, u->in_len);
 		up_consume(u, u->in_len);
+		/* after the client's half-close the idle timer bounds the
+		 * tunnel; it counts from the last bytes, not from the EOF */
+		if (c->peer_eof)
+			conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 	}
 	if (u->eof && u->in_len == 0) {
 		proxy_drop_upstream(x);
@@ -422,12 +453,16 @@ static bool response_head(struct exchange *x)
 	x->status = m->status;
 	x->resp_framing = m->framing;
 	x->resp_left = m->content_length;
+	/* "Content-Length: 0": complete with the head; pump_response only
+	 * finishes a length body when body bytes arrive. */
+	x->resp_done = x->resp_framing == H1_BODY_LENGTH && x->resp_left == 0;
 	x->resp_close = (m->flags & H1_F_CLOSE) != 0;
 	if (m->status != 101 && x->resp_framing != H1_BODY_NONE &&
 	    x->resp_framing != H1_BODY_LENGTH && !x->http10)
 		x->rechunk = true;
 	/* An HTTP/1.0 client gets a chunked or close-delimited body decoded
-	 * and unframed (it cannot read chunks): only the close can end it. */
+	 * and unframed (it cannot read chunks): only the close can end it.
+	 * (Content-Length is always written by moat, see headers.c.) */
 	x->keep_client = !x->client_close && !c->drain && x->req_done &&
 			 (x->rechunk || x->resp_framing == H1_BODY_NONE ||
 			  x->resp_framing == H1_BODY_LENGTH);

@@ -89,7 +89,9 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 	for (i = 0; i < m->nheaders; i++) {
 		const struct h1_header *h = &m->headers[i];
 
-		if (h1_is_hop_by_hop(m, h->name) || is_forwarding(h->name))
+		/* framing is moat's: written below from what the parser decided */
+		if (h1_slice_ieq(h->name, "content-length") || h1_is_hop_by_hop(m, h->name) ||
+		    is_forwarding(h->name))
 			continue;
 		sb_header(&s, h);
 	}
@@ -99,6 +101,8 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 		  v6 ? "]" : "", v6 ? "\"" : "", proto, r->host);
 	if (m->framing == H1_BODY_CHUNKED)
 		sb_str(&s, "Transfer-Encoding: chunked\r\n");
+	else if (m->framing == H1_BODY_LENGTH)
+		sb_printf(&s, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
 	if (r->upgrade) {
 		sb_str(&s, "Connection: upgrade\r\nUpgrade: ");
 		sb_put(&s, m->upgrade.p, m->upgrade.n);
@@ -112,6 +116,7 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 char *hdr_client_response(const struct client_resp *r, size_t *len)
 {
 	const struct h1_msg *m = r->m;
+	const struct h1_header *cl = NULL;
 	bool has_hsts = false;
 	struct sb s = {0};
 	unsigned i;
@@ -125,12 +130,26 @@ char *hdr_client_response(const struct client_resp *r, size_t *len)
 	for (i = 0; i < m->nheaders; i++) {
 		const struct h1_header *h = &m->headers[i];
 
+		/* Content-Length is framing, written below; a Connection header
+		 * naming it must not strip the client's only way to find the
+		 * end of the body. */
+		if (h1_slice_ieq(h->name, "content-length")) {
+			if (cl == NULL)
+				cl = h;
+			continue;
+		}
 		if (h1_is_hop_by_hop(m, h->name))
 			continue;
 		if (h1_slice_ieq(h->name, "strict-transport-security"))
 			has_hsts = true;
 		sb_header(&s, h);
 	}
+	/* 1xx and 204 never carry one (RFC 9110 8.6); HEAD and 304 keep the
+	 * upstream's, which describes the representation, not this message. */
+	if (m->framing == H1_BODY_LENGTH)
+		sb_printf(&s, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+	else if (cl != NULL && m->status >= 200 && m->status != 204)
+		sb_header(&s, cl);
 	if (r->hsts_max_age > 0 && !has_hsts)
 		sb_printf(&s, "Strict-Transport-Security: max-age=%u\r\n", r->hsts_max_age);
 	if (m->status == 101) {

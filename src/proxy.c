@@ -24,13 +24,9 @@
 #include "util.h"
 #include "worker.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-
-
 
 static const char WELCOME[] =
 	"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>moat is running</title></head>\n"
@@ -137,26 +133,6 @@ void proxy_fail(struct exchange *x, int status, const char *why)
 	snprintf(body, sizeof(body), "%s: %s\n", hdr_reason(status), why);
 	proxy_respond(c, x, status, body, NULL, true);
 }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 void proxy_on_client_drained(struct conn *c)
 {
@@ -304,7 +280,6 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	}
 	forward_connect(x);
 }
-
 
 static void read_head(struct conn *c)
 {

@@ -280,8 +280,15 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 		    load_pair(t->site_ctx[i], cert, key, &why) != 0) {
 			log_error("site %s: %s", s->host, why ? why : "cannot create a TLS context");
 			ok = false;
-		} else if (s->tls == CONF_TLS_INTERNAL) {
-			t->renew_at[i] = renewal_time(t->site_ctx[i]);
+		} else {
+			/* After a HelloRetryRequest the second ClientHello is read
+			 * on the context the SNI callback switched to, and OpenSSL
+			 * takes the hello callback from there: without it, a
+			 * second ClientHello naming another site would keep the
+			 * first site's session id context and resume its ticket. */
+			SSL_CTX_set_client_hello_cb(t->site_ctx[i], hello_cb, t);
+			if (s->tls == CONF_TLS_INTERNAL)
+				t->renew_at[i] = renewal_time(t->site_ctx[i]);
 		}
 		free(why);
 		free(cert);

@@ -116,8 +116,8 @@ static const struct up_case up_cases[] = {
 	  "Forwarded: for=10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\nExpect: 100-continue\r\n"
 	  "Content-Length: 3\r\nX-Keep: 1\r\n\r\n",
 	  "/f", "app.example", PEER4, false, false,
-	  "POST /f HTTP/1.1\r\nHost: app.example\r\nContent-Length: 3\r\nX-Keep: 1\r\n"
-	  FWD("app.example", "http") "\r\n" },
+	  "POST /f HTTP/1.1\r\nHost: app.example\r\nX-Keep: 1\r\n"
+	  FWD("app.example", "http") "Content-Length: 3\r\n\r\n" },
 	{ "up: IPv6 peer quoted and bracketed in Forwarded",
 	  "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n",
 	  "/", "app.example", "2001:db8::1", true, false,
@@ -137,8 +137,14 @@ static const struct up_case up_cases[] = {
 	{ "up: Content-Length body has no Transfer-Encoding",
 	  "PUT /u HTTP/1.1\r\nHost: app.example\r\nContent-Length: 5\r\n\r\n",
 	  "/u", "app.example", PEER4, true, false,
-	  "PUT /u HTTP/1.1\r\nHost: app.example\r\nContent-Length: 5\r\n"
-	  FWD("app.example", "https") "\r\n" },
+	  "PUT /u HTTP/1.1\r\nHost: app.example\r\n"
+	  FWD("app.example", "https") "Content-Length: 5\r\n\r\n" },
+	{ "up: Content-Length written by moat even when Connection names it",
+	  "POST /u HTTP/1.1\r\nHost: app.example\r\nConnection: content-length\r\n"
+	  "Content-Length: 0005\r\n\r\n",
+	  "/u", "app.example", PEER4, true, false,
+	  "POST /u HTTP/1.1\r\nHost: app.example\r\n"
+	  FWD("app.example", "https") "Content-Length: 5\r\n\r\n" },
 	{ "up: upgrade keeps Connection and Upgrade",
 	  "GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
 	  "Sec-WebSocket-Key: dGhlIHNhbXBsZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -202,7 +208,19 @@ static const struct resp_case resp_cases[] = {
 	  "Content-Length: 2\r\nSet-Cookie: b=2\r\n\r\n",
 	  H1_M_GET, 0, false, false, false,
 	  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\n"
-	  "Content-Length: 2\r\nSet-Cookie: b=2\r\n\r\n" },
+	  "Set-Cookie: b=2\r\nContent-Length: 2\r\n\r\n" },
+	{ "resp: Content-Length written by moat even when Connection names it",
+	  "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\n",
+	  H1_M_GET, 0, false, false, false,
+	  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" },
+	{ "resp: 204 never carries Content-Length",
+	  "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n",
+	  H1_M_GET, 0, false, false, false,
+	  "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n" },
+	{ "resp: HEAD keeps the upstream's Content-Length",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-A: 1\r\n\r\n",
+	  H1_M_HEAD, 0, false, false, false,
+	  "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 1234\r\n\r\n" },
 	{ "resp: upstream reason kept",
 	  "HTTP/1.1 404 Nothing Here, Sorry\r\nContent-Length: 0\r\n\r\n",
 	  H1_M_GET, 0, false, false, false,
