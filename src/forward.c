@@ -423,7 +423,9 @@ static bool response_head(struct exchange *x)
 	int rc;
 
 	for (;;) {
-		rc = h1_parse_response(u->in, u->in_len, RESP_HEAD_MAX, x->m, m);
+		/* u->in may not exist yet (pooled connections hold none) */
+		rc = u->in_len == 0 ? MOAT_EAGAIN :
+		     h1_parse_response(u->in, u->in_len, RESP_HEAD_MAX, x->m, m);
 		if (rc == MOAT_EAGAIN) {
 			if (!u->eof)
 				return false;

@@ -195,7 +195,8 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	x->bytes_in = m->head_len;
 	x->http10 = m->minor == 0;
 	x->client_close = (m->flags & H1_F_CLOSE) != 0;
-	x->upgrade = (m->flags & H1_F_UPGRADE) != 0;
+	/* RFC 9110 7.8: Upgrade is ignored in an HTTP/1.0 request */
+	x->upgrade = (m->flags & H1_F_UPGRADE) != 0 && m->minor == 1;
 	x->expect = (m->flags & H1_F_EXPECT_CONTINUE) != 0;
 	x->req_framing = m->framing;
 	x->req_left = m->content_length;

@@ -138,12 +138,14 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct uconn *u = h->data;
 
+	/* idle: anything it says is a reason to close, read into scratch */
+	if (u->cb == NULL) {
+		*buf = uv_buf_init(u->pool->w->rbuf, WORKER_RBUF);
+		return;
+	}
 	if (u->in == NULL)
 		u->in = xmalloc(UCONN_IN_CAP);
-	if (u->cb == NULL) /* idle: anything is a reason to close */
-		*buf = uv_buf_init(u->in, UCONN_IN_CAP);
-	else
-		*buf = uv_buf_init(u->in + u->in_len, (unsigned)(UCONN_IN_CAP - u->in_len));
+	*buf = uv_buf_init(u->in + u->in_len, (unsigned)(UCONN_IN_CAP - u->in_len));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -345,6 +347,9 @@ void up_release(struct uconn *u, bool reusable, uint32_t idle_ms)
 	u->arg = NULL;
 	u->reused = false;
 	u->want_read = false;
+	/* an idle connection holds no input memory (on_alloc brings it back) */
+	free(u->in);
+	u->in = NULL;
 	if (p->nidle >= POOL_MAX_IDLE) {
 		struct uconn *old = p->tail;
 

@@ -1,7 +1,8 @@
 """
-Upgraded connections (any HTTP/1.1 Upgrade) are byte tunnels: a half-close
-from either side is passed on after every queued byte, and what the other
-side still sends afterwards reaches the peer.
+Upgraded connections (any HTTP/1.1 Upgrade) are byte tunnels: a client's
+half-close is passed on to the upstream after every queued byte, and what
+the upstream still sends afterwards reaches the client. (An upstream's close
+ends the tunnel once its bytes are delivered.)
 """
 import socket
 import threading
