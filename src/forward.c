@@ -245,6 +245,7 @@ static void finish_exchange(struct exchange *x)
 		return;
 	}
 	c->state = CONN_IDLE;
+	conn_release_input(c);
 	conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 	conn_want_read(c, true);
 }

@@ -112,6 +112,7 @@ void proxy_respond(struct conn *c, struct exchange *x, int status, const char *b
 		proxy_free_exchange(x);
 	}
 	c->state = CONN_IDLE;
+	conn_release_input(c);
 	conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 	conn_want_read(c, true);
 }
