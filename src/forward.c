@@ -397,10 +397,20 @@ static void tunnel_from_upstream(struct exchange *x)
 	up_want_read(u, conn_pending(c) < CONN_HIGH_WATER);
 }
 
+/* RFC 9110 9.2.2: only these may be sent again without the client asking */
+static bool is_idempotent(enum h1_method m)
+{
+	return m == H1_M_GET || m == H1_M_HEAD || m == H1_M_OPTIONS || m == H1_M_TRACE ||
+	       m == H1_M_PUT || m == H1_M_DELETE;
+}
+
+/* A pooled connection the upstream had already closed fails before any
+ * answer; the request may be sent once more on a fresh connection, if it is
+ * idempotent and no body byte went out. */
 static bool can_retry(const struct exchange *x)
 {
 	return x->u != NULL && x->u->reused && !x->resp_head_done && !x->req_started &&
-	       x->retries < MAX_RETRIES;
+	       is_idempotent(x->m) && x->retries < MAX_RETRIES;
 }
 
 static void retry(struct exchange *x)

@@ -68,12 +68,33 @@ static void sb_header(struct sb *s, const struct h1_header *h)
 
 /* Headers the client may not set: moat writes its own versions, and an
  * upstream must never mistake a client's claim for moat's. */
+/* Case-insensitive, and '_' counts as '-': CGI-style servers (PHP, WSGI)
+ * map both spellings to one variable, so "X_Forwarded_For" must go too. */
+static bool name_is(struct h1_slice name, const char *lower)
+{
+	size_t i;
+
+	for (i = 0; i < name.n; i++) {
+		char c = name.p[i];
+
+		if (lower[i] == '\0')
+			return false;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c == '_')
+			c = '-';
+		if (c != lower[i])
+			return false;
+	}
+	return lower[i] == '\0';
+}
+
 static bool is_forwarding(struct h1_slice name)
 {
-	return h1_slice_ieq(name, "host") || h1_slice_ieq(name, "x-forwarded-for") ||
-	       h1_slice_ieq(name, "x-forwarded-proto") || h1_slice_ieq(name, "x-forwarded-host") ||
-	       h1_slice_ieq(name, "x-forwarded-port") || h1_slice_ieq(name, "forwarded") ||
-	       h1_slice_ieq(name, "x-real-ip") || h1_slice_ieq(name, "expect");
+	return name_is(name, "host") || name_is(name, "x-forwarded-for") ||
+	       name_is(name, "x-forwarded-proto") || name_is(name, "x-forwarded-host") ||
+	       name_is(name, "x-forwarded-port") || name_is(name, "forwarded") ||
+	       name_is(name, "x-real-ip") || name_is(name, "expect");
 }
 
 char *hdr_upstream_request(const struct upstream_req *r, size_t *len)

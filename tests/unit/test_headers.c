@@ -118,6 +118,11 @@ static const struct up_case up_cases[] = {
 	  "/f", "app.example", PEER4, false, false,
 	  "POST /f HTTP/1.1\r\nHost: app.example\r\nX-Keep: 1\r\n"
 	  FWD("app.example", "http") "Content-Length: 3\r\n\r\n" },
+	{ "up: underscore spellings of forwarding headers removed",
+	  "GET / HTTP/1.1\r\nHost: app.example\r\nX_Forwarded_For: 6.6.6.6\r\nX_REAL_IP: 6.6.6.6\r\n"
+	  "x-forwarded_proto: http\r\nX_Keep: 1\r\n\r\n",
+	  "/", "app.example", PEER4, true, false,
+	  "GET / HTTP/1.1\r\nHost: app.example\r\nX_Keep: 1\r\n" FWD("app.example", "https") "\r\n" },
 	{ "up: IPv6 peer quoted and bracketed in Forwarded",
 	  "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n",
 	  "/", "app.example", "2001:db8::1", true, false,
