@@ -917,8 +917,9 @@ static void site_cells(const struct conf *c, const struct conf_site *s,
 		ups = t;
 	}
 	cell[2] = ups;
-	/* Access rules are not implemented yet, so every site is open to
-	 * anyone; say so plainly rather than leave the column out. */
+	/* Sites cannot restrict who reaches them yet (client certificates and
+	 * IP rules come later), so every site is open to anyone; say so
+	 * plainly rather than leave the column out. */
 	if (c->nhttp == 0)
 		cell[3] = xstrdup("anyone, https only");
 	else if (s->redirect)

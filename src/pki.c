@@ -108,10 +108,12 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 }
 
 /*
+ * Reads the first private key (is_key) or certificate of a PEM file.
  * Parse errors are left on the OpenSSL error queue for the caller, who
  * decides whether they are fatal (CA) or a reason to reissue (leaf).
+ * The file buffer is wiped either way: it may have held a key.
  */
-static int load_key(const char *path, EVP_PKEY **out)
+static int load_pem(const char *path, bool is_key, void **out)
 {
 	char *pem = NULL;
 	size_t len = 0;
@@ -126,7 +128,10 @@ static int load_key(const char *path, EVP_PKEY **out)
 	bio = BIO_new_mem_buf(pem, (int)len);
 	if (bio == NULL)
 		goto out;
-	*out = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
+	if (is_key)
+		*out = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
+	else
+		*out = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (*out == NULL)
 		goto out;
 	rc = 0;
@@ -139,29 +144,21 @@ out:
 	return rc;
 }
 
-/* First certificate of a PEM file; see load_key for errors. */
+static int load_key(const char *path, EVP_PKEY **out)
+{
+	void *p;
+	int rc = load_pem(path, true, &p);
+
+	*out = p;
+	return rc;
+}
+
 static int load_cert(const char *path, X509 **out)
 {
-	char *pem = NULL;
-	size_t len = 0;
-	BIO *bio = NULL;
-	int rc;
+	void *p;
+	int rc = load_pem(path, false, &p);
 
-	*out = NULL;
-	rc = fs_read_file(path, PEM_MAX, &pem, &len);
-	if (rc < 0)
-		goto out;
-	rc = MOAT_ETLS;
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (bio == NULL)
-		goto out;
-	*out = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-	if (*out == NULL)
-		goto out;
-	rc = 0;
-out:
-	BIO_free(bio);
-	free(pem);
+	*out = p;
 	return rc;
 }
 
