@@ -160,21 +160,23 @@ static int status_for(int rc)
 static void redirect(struct conn *c, struct exchange *x, const char *host)
 {
 	const struct conf *cf = exchange_conf(c);
-	char extra[600], body[600], port[16] = "";
+	char port[16] = "";
+	char *location, *extra, *body;
 	int p = 0;
 
+	/* sin_port and sin6_port share their offset */
 	if (cf->nhttps > 0)
 		p = ntohs(((const struct sockaddr_in *)&cf->https[0].sa)->sin_port);
 	if (p != 0 && p != 443)
 		snprintf(port, sizeof(port), ":%d", p);
-	snprintf(body, sizeof(body), "https://%s%s%s", host, port, x->path);
-	if (strlen(body) > 500) {
-		proxy_respond(c, x, 414, "URI Too Long\n", NULL, true);
-		return;
-	}
-	snprintf(extra, sizeof(extra), "Location: %s\r\n", body);
-	strcat(body, "\n");
+	/* bounded by the head limit, like the path it carries */
+	location = xasprintf("https://%s%s%s", host, port, x->path);
+	extra = xasprintf("Location: %s\r\n", location);
+	body = xasprintf("%s\n", location);
 	proxy_respond(c, x, 308, body, extra, x->req_framing != H1_BODY_NONE || x->client_close);
+	free(location);
+	free(extra);
+	free(body);
 }
 
 /* Everything decided from the head, before any upstream is involved. */

@@ -266,6 +266,14 @@ class Proxy(M.MoatTestCase):
                          % self.moat_.https_port)
         self.assertEqual(self.up.find("/some/path"), [])
 
+    def test_http_redirect_keeps_a_long_url_whole(self):
+        # login callbacks carry long queries; the redirect must not cut them
+        target = "/oauth/callback?state=" + "s" * 3000 + "&code=xyz"
+        r = self.curl("app.localhost", target, scheme="http")
+        self.assertEqual(r.status, 308, r)
+        self.assertEqual(r.headers.get("location"),
+                         "https://app.localhost:%d%s" % (self.moat_.https_port, target))
+
     def test_http_unknown_host_is_421(self):
         r = self.curl("unknown.localhost", "/u", scheme="http")
         self.assertEqual(r.status, 421, r)
