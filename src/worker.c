@@ -59,6 +59,30 @@ fail:
 	return -1;
 }
 
+/*
+ * SO_REUSEPORT would let a second moat (or anything else that sets it) share
+ * a port with a running one and silently split its traffic. A plain bind
+ * first proves the address is free; the real sockets follow at once.
+ */
+static int probe_free(const struct conf_addr *a)
+{
+	int fd, one = 1, rc = 0;
+
+	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0; /* the real socket() will report it */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->sa.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 && errno == EADDRINUSE) {
+		log_error("cannot listen on %s: another program is already listening there "
+			  "(is moat already running?)", a->text);
+		rc = MOAT_EIO;
+	}
+	close(fd);
+	return rc;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct listener *l = server->data;
@@ -187,6 +211,14 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 	unsigned k;
 	int rc = 0;
 
+	for (j = 0; j < c->nhttps; j++)
+		if (probe_free(&c->https[j]) != 0)
+			rc = MOAT_EIO;
+	for (j = 0; j < c->nhttp; j++)
+		if (probe_free(&c->http[j]) != 0)
+			rc = MOAT_EIO;
+	if (rc != 0)
+		return rc;
 	nworkers = c->workers;
 	running = gen_ref(g);
 	stopped_async = stopped;

@@ -229,8 +229,7 @@ class Moat:
     def config(self, sites, **top):
         cfg = {
             "data": self.data,
-            "listen": {"http": "127.0.0.1:%d" % self.http_port,
-                       "https": "127.0.0.1:%d" % self.https_port},
+            "listen": self._listen(),
             "workers": 2,
             "access_log": self.access_log,
         }
@@ -253,6 +252,29 @@ class Moat:
             return ""
 
     def start(self, config):
+        """Start moat; see the module doc. Parallel test runs pick ports
+        independently, so two of them can draw the same one: when moat
+        refuses to start because its port is taken and the config uses this
+        Moat's default listen addresses, new ports are drawn and it retries."""
+        for attempt in range(5):
+            try:
+                return self._start(config)
+            except AssertionError:
+                if (attempt == 4 or "already listening" not in self.stderr()
+                        or not isinstance(config, dict)
+                        or config.get("listen") != self._listen()):
+                    raise
+                self.proc = None
+                self._stopped = False
+                self.https_port = free_port()
+                self.http_port = free_port()
+                config = dict(config, listen=self._listen())
+
+    def _listen(self):
+        return {"http": "127.0.0.1:%d" % self.http_port,
+                "https": "127.0.0.1:%d" % self.https_port}
+
+    def _start(self, config):
         assert self.proc is None, "Moat.start called twice"
         if not os.path.exists(MOAT_BIN):
             raise AssertionError("MOAT_BIN %s does not exist" % MOAT_BIN)

@@ -68,6 +68,23 @@ class Workers(M.MoatTestCase):
             lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
             self.assertEqual(len(lines), NWORKERS, p.stdout)
 
+    def test_second_moat_on_the_same_ports_refuses_to_start(self):
+        # SO_REUSEPORT alone would let it bind and silently take half the traffic
+        d = M.tempdir(self)
+        conf = os.path.join(d, "moat.yaml")
+        with open(conf, "w") as f:
+            f.write(M.to_yaml({
+                "data": os.path.join(d, "data"),
+                "listen": {"https": "127.0.0.1:%d" % self.moat_.https_port,
+                           "http": "127.0.0.1:%d" % self.moat_.http_port},
+                "sites": {"other.localhost": M.site(self.up)}}))
+        p = subprocess.run([M.MOAT_BIN, "run", "-c", conf], capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot listen on 127.0.0.1:%d: another program is already listening"
+                      % self.moat_.https_port, p.stderr)
+        self.assertEqual(len(listeners(self.moat_.https_port)), NWORKERS)
+
     def test_parallel_requests(self):
         nthreads, per_thread = 20, 10
         results, errors = [], []
