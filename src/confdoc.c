@@ -15,7 +15,7 @@
 /* Longest value quoted back in a message. */
 #define QUOTE_MAX 60
 
-enum { SCALAR_TODO = 0, SCALAR_OK, SCALAR_BAD };
+enum { SCALAR_UNSEEN = 0, SCALAR_OK, SCALAR_BAD };
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -302,7 +302,7 @@ const char *confdoc_text(struct confdoc *x, const yaml_node_t *n)
 	size_t i = node_index(x, n);
 	const char *raw = (const char *)n->data.scalar.value;
 
-	if (x->sstate[i] == SCALAR_TODO) {
+	if (x->sstate[i] == SCALAR_UNSEEN) {
 		x->sstate[i] = SCALAR_BAD;
 		if (strlen(raw) != n->data.scalar.length)
 			confdoc_err(x, n, "value contains a NUL character");

@@ -162,57 +162,51 @@ static int load_cert(const char *path, X509 **out)
 	return rc;
 }
 
-static int write_key(const char *path, EVP_PKEY *key)
+/*
+ * Encodes a key (key != NULL, file 0600) or cert then issuer when not NULL
+ * (the chain a TLS server sends, file 0644) as PEM and writes it atomically.
+ * A memory BIO grows with BUF_MEM_grow_clean, so the only copy of a key's
+ * PEM left to wipe is the final buffer.
+ */
+static int write_pem(const char *path, EVP_PKEY *key, X509 *cert, X509 *issuer)
 {
 	BIO *bio;
 	char *data = NULL;
 	long n;
-	int rc = MOAT_ETLS;
+	int rc = MOAT_ETLS, ok;
 
-	/* A memory BIO grows with BUF_MEM_grow_clean, so the only copy of
-	 * the PEM left to wipe is the final buffer. */
 	bio = BIO_new(BIO_s_mem());
 	if (bio == NULL) {
 		tls_error(__func__, "%s: BIO_new", path);
 		return MOAT_ETLS;
 	}
-	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		tls_error(__func__, "%s: encoding the private key", path);
+	if (key != NULL)
+		ok = PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1;
+	else
+		ok = PEM_write_bio_X509(bio, cert) == 1 &&
+		     (issuer == NULL || PEM_write_bio_X509(bio, issuer) == 1);
+	if (!ok) {
+		tls_error(__func__, "%s: encoding the %s", path, key ? "private key" : "certificate");
 		goto out;
 	}
 	n = BIO_get_mem_data(bio, &data);
-	rc = fs_write_atomic(path, data, (size_t)n, 0600);
+	rc = fs_write_atomic(path, data, (size_t)n, key != NULL ? 0600 : 0644);
 out:
 	n = BIO_get_mem_data(bio, &data);
-	if (n > 0)
+	if (key != NULL && n > 0)
 		OPENSSL_cleanse(data, (size_t)n);
 	BIO_free(bio);
 	return rc;
 }
 
-/* Writes cert, then issuer when not NULL (the chain a TLS server sends). */
+static int write_key(const char *path, EVP_PKEY *key)
+{
+	return write_pem(path, key, NULL, NULL);
+}
+
 static int write_certs(const char *path, X509 *cert, X509 *issuer)
 {
-	BIO *bio;
-	char *data = NULL;
-	long n;
-	int rc = MOAT_ETLS;
-
-	bio = BIO_new(BIO_s_mem());
-	if (bio == NULL) {
-		tls_error(__func__, "%s: BIO_new", path);
-		return MOAT_ETLS;
-	}
-	if (PEM_write_bio_X509(bio, cert) != 1 ||
-	    (issuer != NULL && PEM_write_bio_X509(bio, issuer) != 1)) {
-		tls_error(__func__, "%s: encoding the certificate", path);
-		goto out;
-	}
-	n = BIO_get_mem_data(bio, &data);
-	rc = fs_write_atomic(path, data, (size_t)n, 0644);
-out:
-	BIO_free(bio);
-	return rc;
+	return write_pem(path, NULL, cert, issuer);
 }
 
 static EVP_PKEY *new_key(void)

@@ -26,6 +26,7 @@ and M.RecordingUpstream(owner=cls) / M.tempdir(cls): cleanups run at class end.
 
 API
   free_port() -> int                 a port that was free on 127.0.0.1 (also: a closed port)
+  connect_refused(port) -> bool      a TCP connect to 127.0.0.1:port is refused
   tempdir(owner) -> str              fresh dir, removed by owner's cleanup (MOAT_KEEP=1 keeps)
   to_yaml(obj) -> str                tiny YAML emitter (dict/list/str/int/bool/None)
   site(*upstreams, **opts) -> dict   site entry: {"to": url or [urls], **opts}
@@ -123,6 +124,18 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def connect_refused(port):
+    """True when a TCP connect to 127.0.0.1:port is refused."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    s.close()
+    return False
 
 
 def tempdir(owner):

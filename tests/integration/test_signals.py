@@ -16,18 +16,6 @@ WAIT = 30.0
 A, B = "a.test", "b.test"
 
 
-def connect_refused(port):
-    """True when a TCP connect to 127.0.0.1:port is refused."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-    s.close()
-    return False
-
-
 class Signals(M.MoatTestCase):
     def wait_exit(self, moat):
         try:
@@ -59,12 +47,12 @@ class Signals(M.MoatTestCase):
 
         os.kill(moat.pid, signal.SIGTERM)
         # listeners close: a refused connect, then every later one refused too
-        M.wait_until(lambda: connect_refused(moat.https_port), WAIT,
+        M.wait_until(lambda: M.connect_refused(moat.https_port), WAIT,
                      "the https listener to close after SIGTERM")
         for _ in range(10):
-            self.assertTrue(connect_refused(moat.https_port),
+            self.assertTrue(M.connect_refused(moat.https_port),
                             "a new connection was accepted after the listener closed")
-        self.assertTrue(connect_refused(moat.http_port), "http listener still open")
+        self.assertTrue(M.connect_refused(moat.http_port), "http listener still open")
         self.assertIsNone(moat.proc.poll(), "moat exited with a request in flight")
 
         release.set()

@@ -26,18 +26,6 @@ A = "a.test"
 DRAIN = {"drain": "10m"}
 
 
-def connect_refused(port):
-    """True when a TCP connect to 127.0.0.1:port is refused."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-    s.close()
-    return False
-
-
 def read_to_eof(sock, timeout=WAIT):
     """(bytes received, closed): read until the peer closes or timeout."""
     return M.raw_exchange(sock, b"", timeout=timeout)
@@ -61,12 +49,12 @@ class Stop(M.MoatTestCase):
         moat.stop()  # exited already: checks the exit code and sanitizer reports
 
     def assert_listeners_closed(self, moat):
-        M.wait_until(lambda: connect_refused(moat.https_port), WAIT,
+        M.wait_until(lambda: M.connect_refused(moat.https_port), WAIT,
                      "the https listener to close after SIGTERM")
         for _ in range(5):
-            self.assertTrue(connect_refused(moat.https_port),
+            self.assertTrue(M.connect_refused(moat.https_port),
                             "a new https connection was accepted while stopping")
-        self.assertTrue(connect_refused(moat.http_port),
+        self.assertTrue(M.connect_refused(moat.http_port),
                         "a new http connection was accepted while stopping")
 
     def test_second_sigterm_closes_held_connection_at_once(self):
