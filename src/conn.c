@@ -1,12 +1,14 @@
 /*
  * conn.c - see conn.h.
  *
- * TLS runs over memory BIOs: ciphertext read from the socket is written into
- * rbio, SSL_read turns it into plaintext in c->in; SSL_write fills wbio,
- * which is drained into uv_write requests. Memory stays bounded because the
- * socket is read only while c->in has room and rbio is empty, and the
- * proxy pauses reading while the other side's write queue is above
- * CONN_HIGH_WATER.
+ * TLS runs over tlsbio: SSL_read takes ciphertext straight from the span
+ * the socket delivered and turns it into plaintext in c->in; SSL_write
+ * appends records to c->out. Everything written to a client in one loop
+ * turn (head, body, alerts) leaves in one write when the worker is about to
+ * poll (conn_flush_all), usually at once and without a copy. Memory stays
+ * bounded because the socket is read only while c->in has room and no
+ * ciphertext is left over, and the proxy pauses its producers while
+ * conn_pending is above CONN_HIGH_WATER.
  *
  * Closing is graceful by default ("lingering close"): flush what is queued,
  * send close_notify, shut down the write side, then discard input for a
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
+#include "tlsbio.h"
 #include "util.h"
 #include "worker.h"
 
@@ -31,15 +34,46 @@
 
 #define LINGER_MS 2000
 
+/* A write the socket did not take at once: it owns the buffer it sends. */
 struct wreq {
 	uv_write_t req;
 	struct conn *c;
-	char data[];
+	char *base;
 };
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void update_reading(struct conn *c);
 static void deliver(struct conn *c);
+static void flush(struct conn *c);
+static void fail_later(struct conn *c);
+
+static void undirty(struct conn *c)
+{
+	if (!c->dirty)
+		return;
+	if (c->dprev != NULL)
+		c->dprev->dnext = c->dnext;
+	else
+		c->w->dirty = c->dnext;
+	if (c->dnext != NULL)
+		c->dnext->dprev = c->dprev;
+	c->dprev = c->dnext = NULL;
+	c->dirty = false;
+}
+
+/* Output is written when the worker is about to poll (conn_flush_all), so
+ * everything one loop turn produced for a client leaves in one write. */
+static void mark_dirty(struct conn *c)
+{
+	if (c->dirty || (c->out.len == 0 && c->pt.len == 0))
+		return;
+	c->dirty = true;
+	c->dprev = NULL;
+	c->dnext = c->w->dirty;
+	if (c->dnext != NULL)
+		c->dnext->dprev = c;
+	c->w->dirty = c;
+}
 
 /* Two handles (tcp, timer) must be closed before the memory can go. */
 static void on_handle_closed(uv_handle_t *h)
@@ -48,18 +82,57 @@ static void on_handle_closed(uv_handle_t *h)
 
 	if (--c->handles > 0)
 		return;
+	undirty(c);
 	worker_conn_remove(c->w, c);
 	SSL_free(c->ssl);
-	free(c->in);
+	worker_buf_put(c->w, c->in);
+	free(c->rx);
+	outbuf_free(&c->out);
+	outbuf_free(&c->pt);
 	gen_unref(c->gen);
 	free(c);
 }
 
+/* Records for len bytes of plaintext go to c->out. A failure closes the
+ * connection on the next loop turn. */
+static void encrypt(struct conn *c, const void *data, size_t len)
+{
+	int n;
+
+	ERR_clear_error(); /* SSL_get_error-style checks need an empty queue */
+	n = SSL_write(c->ssl, data, (int)len);
+	if (n <= 0 || (size_t)n != len) {
+		ERR_clear_error();
+		fail_later(c);
+	}
+}
+
+/* Encrypts the staged plaintext: one SSL_write, so one record, for what
+ * the proxy wrote in pieces (a response head and a small body). */
+static void seal(struct conn *c)
+{
+	if (c->pt.len == 0)
+		return;
+	encrypt(c, c->pt.p, c->pt.len);
+	c->pt.len = 0;
+}
+
 void conn_abort(struct conn *c)
 {
+	uv_buf_t b;
+
 	if (c->closed)
 		return;
+	if (!c->doomed)
+		seal(c);
+	b = uv_buf_init(c->out.p, (unsigned)c->out.len);
 	c->closed = true;
+	undirty(c);
+	/* What was written before the abort goes out as far as the socket
+	 * takes it now, as if it had been written at once (a response head
+	 * ahead of a failure tells the client more than nothing). */
+	if (c->out.len > 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+		uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	proxy_on_close(c);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -99,11 +172,27 @@ void conn_set_timer(struct conn *c, uint64_t ms)
 		uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+/* What to do once queued output shrank: finish a close, or let the proxy
+ * produce more. */
+static void after_progress(struct conn *c, size_t before)
+{
+	if (c->closed)
+		return;
+	if (c->close_after_write) {
+		if (conn_pending(c) == 0)
+			conn_close_after_write(c);
+		return;
+	}
+	if (before >= CONN_LOW_WATER && conn_pending(c) < CONN_LOW_WATER)
+		proxy_on_client_drained(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
 	struct wreq *wr = (struct wreq *)req;
 	struct conn *c = wr->c;
 
+	free(wr->base);
 	free(wr);
 	if (c->closed)
 		return;
@@ -111,70 +200,85 @@ static void on_write(uv_write_t *req, int status)
 		conn_abort(c);
 		return;
 	}
-	if (c->close_after_write) {
-		if (conn_pending(c) == 0)
-			conn_close_after_write(c);
-		return;
-	}
-	if (conn_pending(c) < CONN_LOW_WATER)
-		proxy_on_client_drained(c);
+	after_progress(c, CONN_LOW_WATER);
 }
 
-static int queue_raw(struct conn *c, struct wreq *wr, size_t len)
+/*
+ * Hands c->out to the socket: written at once when the socket takes it
+ * (no copy, no request), else the rest is queued and the buffer goes with
+ * the write request. Called only where aborting c is safe (the worker's
+ * flush, or right before an abort).
+ */
+static void flush(struct conn *c)
 {
-	uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
-	int rc;
-
-	wr->c = c;
-	rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (rc < 0) {
-		free(wr);
-		fail_later(c);
-		return MOAT_EIO;
-	}
-	return 0;
-}
-
-/* Moves whatever TLS produced (records, alerts, tickets) to the socket. */
-static int flush_tls(struct conn *c)
-{
-	size_t pending = BIO_ctrl_pending(c->wbio);
+	size_t before = conn_pending(c);
+	uv_buf_t b;
 	struct wreq *wr;
-	int n;
+	int n = 0;
 
-	if (pending == 0)
-		return 0;
-	wr = xmalloc(sizeof(*wr) + pending);
-	n = BIO_read(c->wbio, wr->data, (int)pending);
-	if (n <= 0) {
-		free(wr);
-		return 0;
+	undirty(c);
+	if (c->closed)
+		return;
+	seal(c);
+	if (c->out.len == 0)
+		return;
+	b = uv_buf_init(c->out.p, (unsigned)c->out.len);
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+		n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			conn_abort(c);
+			return;
+		}
+		if (n < 0)
+			n = 0;
 	}
-	return queue_raw(c, wr, (size_t)n);
+	if ((size_t)n == c->out.len) {
+		c->out.len = 0;
+	} else {
+		wr = xmalloc(sizeof(*wr));
+		wr->c = c;
+		wr->base = c->out.p;
+		b = uv_buf_init(c->out.p + n, (unsigned)(c->out.len - (size_t)n));
+		c->out.p = NULL;
+		c->out.len = c->out.cap = 0;
+		if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+			free(wr->base);
+			free(wr);
+			conn_abort(c);
+			return;
+		}
+	}
+	after_progress(c, before);
+}
+
+void conn_flush_all(struct worker *w)
+{
+	while (w->dirty != NULL)
+		flush(w->dirty);
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
 {
-	struct wreq *wr;
-	int n;
-
 	if (c->closed || c->close_after_write || c->doomed)
 		return MOAT_EIO;
 	if (len == 0)
 		return 0;
 	if (c->ssl == NULL) {
-		wr = xmalloc(sizeof(*wr) + len);
-		memcpy(wr->data, data, len);
-		return queue_raw(c, wr, len);
+		outbuf_append(&c->out, data, len);
+	} else {
+		/* small writes wait in c->pt and become one record; a full
+		 * record's worth goes through at once */
+		if (c->pt.len + len > CONN_PT_STAGE)
+			seal(c);
+		if (len >= CONN_PT_STAGE)
+			encrypt(c, data, len);
+		else
+			outbuf_append(&c->pt, data, len);
+		if (c->doomed)
+			return MOAT_ETLS;
 	}
-	ERR_clear_error(); /* SSL_get_error-style checks need an empty queue */
-	n = SSL_write(c->ssl, data, (int)len);
-	if (n <= 0 || (size_t)n != len) {
-		ERR_clear_error();
-		fail_later(c);
-		return MOAT_ETLS;
-	}
-	return flush_tls(c);
+	mark_dirty(c);
+	return 0;
 }
 
 int conn_write_chunk(struct conn *c, const void *data, size_t len)
@@ -197,7 +301,8 @@ int conn_write_chunk(struct conn *c, const void *data, size_t len)
 
 size_t conn_pending(const struct conn *c)
 {
-	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) + c->out.len +
+	       c->pt.len;
 }
 
 static void linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -244,10 +349,10 @@ void conn_close_after_write(struct conn *c)
 		c->reading = false;
 		uv_timer_start(&c->timer, on_timer, LINGER_MS * 5, 0);
 		if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+			seal(c); /* close_notify goes after the data */
 			SSL_shutdown(c->ssl);
 			ERR_clear_error();
-			if (flush_tls(c) != 0)
-				return;
+			mark_dirty(c);
 		}
 	}
 	if (conn_pending(c) > 0 || c->shutting)
@@ -267,8 +372,32 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 		return;
 	}
 	if (c->in == NULL)
-		c->in = xmalloc(CONN_IN_CAP);
+		c->in = worker_buf_get(c->w);
 	*buf = uv_buf_init(c->in + c->in_len, (unsigned)(CONN_IN_CAP - c->in_len));
+}
+
+/*
+ * Ciphertext OpenSSL did not read yet (c->in is full, or the proxy paused)
+ * may still sit in the worker's read scratch, which the next read anywhere
+ * on this worker overwrites: it moves to a buffer of its own. Reading the
+ * socket stays paused until it is consumed, which bounds it to one read.
+ */
+static void keep_leftover(struct conn *c)
+{
+	char *p;
+
+	if (c->io.rlen == 0) {
+		free(c->rx);
+		c->rx = NULL;
+		return;
+	}
+	if (c->io.rp >= c->w->rbuf && c->io.rp < c->w->rbuf + WORKER_RBUF) {
+		p = xmalloc(c->io.rlen);
+		memcpy(p, c->io.rp, c->io.rlen);
+		free(c->rx);
+		c->rx = p;
+		c->io.rp = p;
+	}
 }
 
 /* Pulls plaintext out of OpenSSL into c->in while there is room.
@@ -285,18 +414,19 @@ static bool tls_fill(struct conn *c)
 		n = SSL_do_handshake(c->ssl);
 		if (n != 1) {
 			err = SSL_get_error(c->ssl, n);
-			flush_tls(c);
-			if (err == SSL_ERROR_WANT_READ)
-				return !c->closed;
+			if (err == SSL_ERROR_WANT_READ) {
+				mark_dirty(c);
+				return true;
+			}
 			ERR_clear_error();
-			conn_abort(c);
+			conn_abort(c); /* sends the alert OpenSSL queued */
 			return false;
 		}
 		c->tls_site = tls_site_of(c->ssl);
 		c->state = CONN_IDLE;
 	}
 	if (c->in == NULL)
-		c->in = xmalloc(CONN_IN_CAP);
+		c->in = worker_buf_get(c->w);
 	while (c->in_len < CONN_IN_CAP && !c->peer_eof) {
 		n = SSL_read(c->ssl, c->in + c->in_len, (int)(CONN_IN_CAP - c->in_len));
 		if (n > 0) {
@@ -311,17 +441,17 @@ static bool tls_fill(struct conn *c)
 			break;
 		}
 		ERR_clear_error();
-		flush_tls(c);
 		conn_abort(c);
 		return false;
 	}
-	flush_tls(c);
-	return !c->closed;
+	mark_dirty(c); /* alerts, tickets, key updates */
+	keep_leftover(c);
+	return true;
 }
 
 static bool tls_has_more(const struct conn *c)
 {
-	return c->ssl != NULL && (SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0);
+	return c->ssl != NULL && (c->io.rlen > 0 || SSL_pending(c->ssl) > 0);
 }
 
 /* Hands input to the proxy. Re-entrant calls (the proxy resuming reads
@@ -379,10 +509,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (c->ssl != NULL) {
-		if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
-			ERR_clear_error();
-			conn_abort(c);
-			return;
+		if (c->io.rlen == 0) {
+			c->io.rp = buf->base;
+			c->io.rlen = (size_t)nread;
+		} else {
+			/* reading pauses while a leftover waits; should bytes come
+			 * anyway, they queue behind it */
+			char *p = xmalloc(c->io.rlen + (size_t)nread);
+
+			memcpy(p, c->io.rp, c->io.rlen);
+			memcpy(p + c->io.rlen, buf->base, (size_t)nread);
+			free(c->rx);
+			c->rx = p;
+			c->io.rp = p;
+			c->io.rlen += (size_t)nread;
 		}
 	} else {
 		c->in_len += (size_t)nread;
@@ -392,9 +532,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void update_reading(struct conn *c)
 {
+	/* A paused connection keeps its socket armed until bytes actually
+	 * arrive (then they wait in c->in and reading stops): pausing and
+	 * resuming around every exchange would cost epoll calls each time. */
 	bool want = !c->closed && !c->peer_eof && c->state != CONN_CLOSING &&
 		    (c->state == CONN_HANDSHAKE ||
-		     (c->want_read && c->in_len < CONN_IN_CAP && !tls_has_more(c)));
+		     (c->in_len < CONN_IN_CAP && !tls_has_more(c) &&
+		      (c->want_read || c->in_len == 0)));
 
 	if (want == c->reading)
 		return;
@@ -426,8 +570,13 @@ void conn_release_input(struct conn *c)
 {
 	if (c->in_len != 0)
 		return;
-	free(c->in);
+	worker_buf_put(c->w, c->in);
 	c->in = NULL;
+	/* an idle connection keeps no output storage either */
+	if (c->out.len == 0)
+		outbuf_free(&c->out);
+	if (c->pt.len == 0)
+		outbuf_free(&c->pt);
 }
 
 void conn_consume(struct conn *c, size_t n)
@@ -476,6 +625,7 @@ static void peer_name(struct conn *c)
 void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
+	BIO *bio;
 
 	c->w = w;
 	c->gen = gen_ref(w->gen);
@@ -498,19 +648,14 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 	c->state = CONN_IDLE;
 	if (tls) {
 		c->ssl = tls_sites_new_ssl(c->gen->tls);
-		c->rbio = BIO_new(BIO_s_mem());
-		c->wbio = BIO_new(BIO_s_mem());
-		if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
-			BIO_free(c->rbio);
-			BIO_free(c->wbio);
-			c->rbio = c->wbio = NULL;
+		c->io.out = &c->out;
+		bio = c->ssl != NULL ? tlsbio_new(&c->io) : NULL;
+		if (bio == NULL) {
 			log_tls_error("tls: cannot create a connection");
 			conn_abort(c);
 			return;
 		}
-		/* An empty rbio means "no more yet", not end of stream. */
-		BIO_set_mem_eof_return(c->rbio, -1);
-		SSL_set_bio(c->ssl, c->rbio, c->wbio);
+		SSL_set_bio(c->ssl, bio, bio);
 		c->state = CONN_HANDSHAKE;
 	}
 	c->head_start_ms = moat_now_ms();

@@ -16,14 +16,17 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "tlsbio.h"
+
 struct worker;
 struct gen;
 struct conf_site;
 struct exchange;
 
-#define CONN_IN_CAP 65536        /* plaintext input buffer */
+#define CONN_IN_CAP 65536        /* plaintext input buffer (== WORKER_BUF) */
 #define CONN_HIGH_WATER (256 * 1024) /* pause the other side above this */
 #define CONN_LOW_WATER (64 * 1024)   /* resume below this */
+#define CONN_PT_STAGE 16384          /* TLS plaintext staged per record */
 
 enum conn_state {
 	CONN_HANDSHAKE = 0, /* TLS handshake not finished */
@@ -41,7 +44,12 @@ struct conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	SSL *ssl;                 /* NULL on the plain http listener */
-	BIO *rbio, *wbio;         /* owned by ssl */
+	struct tlsio io;          /* what the BIO reads from and writes to */
+	char *rx;                 /* heap copy of unread ciphertext, or NULL */
+	struct outbuf out;        /* bytes for the socket (TLS records or plain) */
+	struct outbuf pt;         /* TLS: plaintext waiting to become one record */
+	struct conn *dprev, *dnext; /* worker's list of connections to flush */
+	bool dirty;               /* on that list */
 	const struct conf_site *tls_site; /* chosen by the handshake */
 	enum conn_state state;
 	bool reading;             /* uv_read_start is active */
@@ -57,7 +65,7 @@ struct conn {
 	int handles;              /* open uv handles; freed at zero */
 	uv_shutdown_t shutdown_req;
 	char peer[64];            /* client address, printable */
-	char *in;                 /* plaintext input, CONN_IN_CAP bytes, lazily allocated */
+	char *in;                 /* plaintext input, CONN_IN_CAP bytes, from worker_buf_get */
 	size_t in_len;
 	struct exchange *x;       /* request in flight (exchange.h), owned by proxy.c/forward.c */
 	uint64_t head_start_ms;   /* when the current head's first byte arrived */
@@ -75,6 +83,10 @@ int conn_write_chunk(struct conn *c, const void *data, size_t len);
 
 /* Bytes queued towards the client and not yet written. */
 size_t conn_pending(const struct conn *c);
+
+/* Write what every connection of w queued this loop turn (worker.c calls
+ * this before the loop polls). */
+void conn_flush_all(struct worker *w);
 
 /* Pause or resume reading from the client (backpressure, buffer full). */
 void conn_want_read(struct conn *c, bool on);

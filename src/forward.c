@@ -114,7 +114,7 @@ static void start_upstream_io(struct exchange *x)
 		return;
 	}
 	up_set_timer(x->u, exchange_conf(c)->t.response_ms);
-	up_want_read(x->u, true);
+	up_start_reading(x->u);
 	if (x->expect && !x->req_done) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -353,7 +353,6 @@ stop:
 		proxy_fail(x, 502, "truncated response");
 		return false;
 	}
-	up_want_read(u, conn_pending(c) < CONN_HIGH_WATER);
 	response_timers(x);
 	return false;
 }
@@ -372,7 +371,6 @@ static void start_tunnel(struct exchange *x)
 		conn_write(c, x->u->in, x->u->in_len);
 		up_consume(x->u, x->u->in_len);
 	}
-	up_want_read(x->u, true);
 	conn_want_read(c, true);
 }
 
@@ -394,7 +392,6 @@ static void tunnel_from_upstream(struct exchange *x)
 		conn_close_after_write(c);
 		return;
 	}
-	up_want_read(u, conn_pending(c) < CONN_HIGH_WATER);
 }
 
 /* RFC 9110 9.2.2: only these may be sent again without the client asking */

@@ -20,12 +20,26 @@
 /* A canonical host is at most 253 bytes; IP literals are bounded by this too. */
 #define HOST_BUF 320
 
-/* RFC 9110 5.6.2: tchar */
+/* RFC 9110 5.6.2: tchar, as a table (header names are scanned per byte) */
 static bool is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	static const unsigned char t[256] = {
+		['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+		['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
+		['~'] = 1,
+		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+		['7'] = 1, ['8'] = 1, ['9'] = 1,
+		['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+		['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+		['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+		['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+		['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+		['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+		['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+		['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+	};
+
+	return t[c] != 0;
 }
 
 static bool is_digit(unsigned char c)
@@ -80,9 +94,9 @@ static bool slice_ieq(struct h1_slice a, struct h1_slice b)
 	return true;
 }
 
-bool h1_slice_ieq(struct h1_slice s, const char *lower_name)
+bool h1_slice_ieq_n(struct h1_slice s, const char *lower_name, size_t n)
 {
-	return slice_ieq(s, (struct h1_slice){ lower_name, strlen(lower_name) });
+	return slice_ieq(s, (struct h1_slice){ lower_name, n });
 }
 
 /*
@@ -117,11 +131,22 @@ static bool next_element(struct h1_slice *list, struct h1_slice *elem)
 static int take_line(const char *b, size_t lim, size_t *pos, struct h1_slice *line,
 		     const char **why)
 {
+	/* 1 for every byte that needs a closer look: controls (CR, LF, NUL
+	 * and the rest, but not HTAB) and DEL */
+	static const unsigned char special[256] = {
+		[0] = 1, [1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1, [6] = 1, [7] = 1,
+		[8] = 1, [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1, [15] = 1,
+		[16] = 1, [17] = 1, [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] = 1, [23] = 1,
+		[24] = 1, [25] = 1, [26] = 1, [27] = 1, [28] = 1, [29] = 1, [30] = 1, [31] = 1,
+		[127] = 1,
+	};
 	size_t i;
 
 	for (i = *pos; i < lim; i++) {
 		unsigned char c = (unsigned char)b[i];
 
+		if (!special[c])
+			continue;
 		if (c == '\r') {
 			if (i + 1 == lim)
 				return MOAT_EAGAIN;
@@ -407,17 +432,23 @@ static int te_classify(struct h1_slice v, const char **why)
 	return fail(why, "transfer coding other than chunked", MOAT_EUNSUP);
 }
 
-static void note_connection(struct h1_slice v, struct seen *s)
+static void note_connection(struct h1_msg *m, struct h1_slice v, struct seen *s)
 {
 	struct h1_slice e;
 
 	while (next_element(&v, &e)) {
+		if (h1_slice_ieq(e, "keep-alive")) {
+			s->conn_keepalive = true;
+			continue;
+		}
+		if (h1_slice_ieq(e, "upgrade")) {
+			s->conn_upgrade = true;
+			continue;
+		}
 		if (h1_slice_ieq(e, "close"))
 			s->conn_close = true;
-		else if (h1_slice_ieq(e, "keep-alive"))
-			s->conn_keepalive = true;
-		else if (h1_slice_ieq(e, "upgrade"))
-			s->conn_upgrade = true;
+		/* names a field that is not hop-by-hop anyway */
+		m->conn_names = true;
 	}
 }
 
@@ -458,7 +489,7 @@ static int note_field(struct h1_msg *m, struct seen *s, struct h1_slice name,
 			m->why = s->te_why;
 		}
 	} else if (h1_slice_ieq(name, "connection")) {
-		note_connection(v, s);
+		note_connection(m, v, s);
 	} else if (h1_slice_ieq(name, "upgrade")) {
 		/* Two Upgrade fields would leave it unclear what we tunnel to. */
 		if (++s->upgrade > 1)
@@ -597,7 +628,7 @@ static int parse_head(const char *buf, size_t len, size_t max_head, bool is_req,
 	bool have_start = false;
 	int rc;
 
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, offsetof(struct h1_msg, headers));
 	memset(&s, 0, sizeof(s));
 	for (;;) {
 		rc = take_line(buf, lim, &pos, &line, &m->why);
@@ -658,19 +689,20 @@ int h1_parse_response(const char *buf, size_t len, size_t max_head,
 
 bool h1_is_hop_by_hop(const struct h1_msg *m, struct h1_slice name)
 {
-	static const char *const fixed[] = {
-		"connection", "keep-alive", "proxy-connection", "te", "trailer",
-		"transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization",
+	static const struct h1_slice fixed[] = {
+		{ "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
+		{ "te", 2 }, { "trailer", 7 }, { "transfer-encoding", 17 }, { "upgrade", 7 },
+		{ "proxy-authenticate", 18 }, { "proxy-authorization", 19 },
 	};
 	struct h1_slice list, e;
 	size_t i;
 	unsigned h;
 
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (h1_slice_ieq(name, fixed[i]))
+		if (name.n == fixed[i].n && slice_ieq(name, fixed[i]))
 			return true;
 	}
-	for (h = 0; h < m->nheaders; h++) {
+	for (h = 0; h < m->nheaders && m->conn_names; h++) {
 		if (!h1_slice_ieq(m->headers[h].name, "connection"))
 			continue;
 		list = m->headers[h].value;

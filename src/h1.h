@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define H1_MAX_HEADERS 100
 
@@ -73,8 +74,8 @@ struct h1_msg {
 	struct h1_slice reason;
 
 	int minor; /* HTTP/1.<minor>: 0 or 1 */
-	struct h1_header headers[H1_MAX_HEADERS];
 	unsigned nheaders;
+	bool conn_names;         /* Connection names a field besides keep-alive, upgrade */
 
 	enum h1_framing framing;
 	uint64_t content_length; /* valid when framing == H1_BODY_LENGTH */
@@ -83,6 +84,9 @@ struct h1_msg {
 	struct h1_slice upgrade; /* Upgrade header value or empty */
 	size_t head_len;         /* bytes of the head including the final CRLFCRLF */
 	const char *why;         /* on error: which rule was broken */
+	/* last: the parser clears everything before it, and only the used
+	 * entries of this (3 KiB) array are ever read */
+	struct h1_header headers[H1_MAX_HEADERS];
 };
 
 /*
@@ -106,8 +110,18 @@ int h1_parse_request(const char *buf, size_t len, size_t max_head, struct h1_msg
 int h1_parse_response(const char *buf, size_t len, size_t max_head,
 		      enum h1_method req_method, struct h1_msg *m);
 
-/* Case-insensitive comparison of a slice with a NUL-terminated lowercase name. */
-bool h1_slice_ieq(struct h1_slice s, const char *lower);
+/* Case-insensitive comparison of s with n bytes of a lowercase name. */
+bool h1_slice_ieq_n(struct h1_slice s, const char *lower, size_t n);
+
+/* The same with a NUL-terminated lowercase name; inline so that the length
+ * of a literal name is known when compiling and most calls end at the
+ * length check. */
+static inline bool h1_slice_ieq(struct h1_slice s, const char *lower)
+{
+	size_t n = strlen(lower);
+
+	return s.n == n && h1_slice_ieq_n(s, lower, n);
+}
 
 /* True if a header of that name is hop-by-hop (RFC 9110 7.6.1) or is named
  * by one of the message's Connection headers. */

@@ -4,8 +4,6 @@
 #include "headers.h"
 #include "util.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,22 +37,32 @@ static void sb_str(struct sb *s, const char *p)
 	sb_put(s, p, strlen(p));
 }
 
-static void sb_printf(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sb *s, const char *fmt, ...)
+/* Decimal, without printf: heads are built on every exchange. */
+static void sb_u64(struct sb *s, uint64_t v)
 {
-	va_list ap;
-	int n;
+	char digits[20];
+	size_t n = sizeof(digits);
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n <= 0)
-		return;
-	sb_need(s, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(s->p + s->n, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	s->n += (size_t)n;
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	sb_put(s, digits + n, sizeof(digits) - n);
+}
+
+/* name, value, CRLF */
+static void sb_line(struct sb *s, const char *name, const char *value)
+{
+	sb_str(s, name);
+	sb_str(s, value);
+	sb_put(s, "\r\n", 2);
+}
+
+static void sb_line_u64(struct sb *s, const char *name, uint64_t v)
+{
+	sb_str(s, name);
+	sb_u64(s, v);
+	sb_put(s, "\r\n", 2);
 }
 
 static void sb_header(struct sb *s, const struct h1_header *h)
@@ -105,8 +113,12 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 	struct sb s = {0};
 	unsigned i;
 
+	sb_need(&s, m->head_len + 256);
 	sb_put(&s, m->method.p, m->method.n);
-	sb_printf(&s, " %s HTTP/1.1\r\nHost: %s\r\n", r->path, r->host);
+	sb_put(&s, " ", 1);
+	sb_str(&s, r->path);
+	sb_str(&s, " HTTP/1.1\r\n");
+	sb_line(&s, "Host: ", r->host);
 	for (i = 0; i < m->nheaders; i++) {
 		const struct h1_header *h = &m->headers[i];
 
@@ -116,14 +128,21 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 			continue;
 		sb_header(&s, h);
 	}
-	sb_printf(&s, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\n",
-		  r->peer, proto, r->host);
-	sb_printf(&s, "Forwarded: for=%s%s%s%s;proto=%s;host=\"%s\"\r\n", v6 ? "\"[" : "", r->peer,
-		  v6 ? "]" : "", v6 ? "\"" : "", proto, r->host);
+	sb_line(&s, "X-Forwarded-For: ", r->peer);
+	sb_line(&s, "X-Forwarded-Proto: ", proto);
+	sb_line(&s, "X-Forwarded-Host: ", r->host);
+	/* RFC 7239: an IPv6 address is bracketed, and then quoted */
+	sb_str(&s, v6 ? "Forwarded: for=\"[" : "Forwarded: for=");
+	sb_str(&s, r->peer);
+	sb_str(&s, v6 ? "]\";proto=" : ";proto=");
+	sb_str(&s, proto);
+	sb_str(&s, ";host=\"");
+	sb_str(&s, r->host);
+	sb_str(&s, "\"\r\n");
 	if (m->framing == H1_BODY_CHUNKED)
 		sb_str(&s, "Transfer-Encoding: chunked\r\n");
 	else if (m->framing == H1_BODY_LENGTH)
-		sb_printf(&s, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+		sb_line_u64(&s, "Content-Length: ", m->content_length);
 	if (r->upgrade) {
 		sb_str(&s, "Connection: upgrade\r\nUpgrade: ");
 		sb_put(&s, m->upgrade.p, m->upgrade.n);
@@ -142,7 +161,10 @@ char *hdr_client_response(const struct client_resp *r, size_t *len)
 	struct sb s = {0};
 	unsigned i;
 
-	sb_printf(&s, "HTTP/1.1 %d ", m->status);
+	sb_need(&s, m->head_len + 256);
+	sb_str(&s, "HTTP/1.1 ");
+	sb_u64(&s, (uint64_t)m->status);
+	sb_put(&s, " ", 1);
 	if (m->reason.n > 0)
 		sb_put(&s, m->reason.p, m->reason.n);
 	else
@@ -168,11 +190,11 @@ char *hdr_client_response(const struct client_resp *r, size_t *len)
 	/* 1xx and 204 never carry one (RFC 9110 8.6); HEAD and 304 keep the
 	 * upstream's, which describes the representation, not this message. */
 	if (m->framing == H1_BODY_LENGTH)
-		sb_printf(&s, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+		sb_line_u64(&s, "Content-Length: ", m->content_length);
 	else if (cl != NULL && m->status >= 200 && m->status != 204)
 		sb_header(&s, cl);
 	if (r->hsts_max_age > 0 && !has_hsts)
-		sb_printf(&s, "Strict-Transport-Security: max-age=%u\r\n", r->hsts_max_age);
+		sb_line_u64(&s, "Strict-Transport-Security: max-age=", r->hsts_max_age);
 	if (m->status == 101) {
 		sb_str(&s, "Connection: upgrade\r\nUpgrade: ");
 		sb_put(&s, m->upgrade.p, m->upgrade.n);
@@ -196,12 +218,16 @@ char *hdr_simple(int status, const char *ctype, const char *body, const char *ex
 	size_t blen = body != NULL ? strlen(body) : 0;
 	struct sb s = {0};
 
-	sb_printf(&s, "HTTP/1.1 %d %s\r\nServer: moat\r\n", status, hdr_reason(status));
+	sb_str(&s, "HTTP/1.1 ");
+	sb_u64(&s, (uint64_t)status);
+	sb_put(&s, " ", 1);
+	sb_line(&s, hdr_reason(status), "");
+	sb_str(&s, "Server: moat\r\n");
 	if (blen > 0 || !head_only)
-		sb_printf(&s, "Content-Type: %s\r\n", ctype);
-	sb_printf(&s, "Content-Length: %zu\r\n", blen);
+		sb_line(&s, "Content-Type: ", ctype);
+	sb_line_u64(&s, "Content-Length: ", blen);
 	if (hsts_max_age > 0)
-		sb_printf(&s, "Strict-Transport-Security: max-age=%u\r\n", hsts_max_age);
+		sb_line_u64(&s, "Strict-Transport-Security: max-age=", hsts_max_age);
 	if (extra != NULL)
 		sb_str(&s, extra);
 	if (close)

@@ -43,7 +43,7 @@ static void on_closed(uv_handle_t *h)
 
 	if (--u->handles > 0)
 		return;
-	free(u->in);
+	worker_buf_put(p->w, u->in);
 	free(u->key);
 	free(u);
 	p->live--;
@@ -144,21 +144,20 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 		return;
 	}
 	if (u->in == NULL)
-		u->in = xmalloc(UCONN_IN_CAP);
+		u->in = worker_buf_get(u->pool->w);
 	*buf = uv_buf_init(u->in + u->in_len, (unsigned)(UCONN_IN_CAP - u->in_len));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void start_read(struct uconn *u)
-{
-	uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
-}
-
+/* Reading stays armed whether or not the exchange wants input now (bytes
+ * wait in u->in, whose size bounds them), and while idle in the pool (any
+ * byte then closes the connection): toggling it around every exchange
+ * would cost epoll calls each time. */
 static void update_reading(struct uconn *u)
 {
 	bool want = !u->closed && u->connected && !u->eof &&
-		    (u->cb == NULL || (u->want_read && u->in_len < UCONN_IN_CAP));
+		    (u->cb == NULL || u->in_len < UCONN_IN_CAP);
 
 	if (want == u->reading)
 		return;
@@ -167,7 +166,7 @@ static void update_reading(struct uconn *u)
 		uv_read_stop((uv_stream_t *)&u->tcp);
 		return;
 	}
-	start_read(u);
+	uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -196,9 +195,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	u->cb->input(u->arg);
 }
 
-void up_want_read(struct uconn *u, bool on)
+void up_start_reading(struct uconn *u)
 {
-	u->want_read = on;
 	update_reading(u);
 }
 
@@ -210,8 +208,8 @@ void up_consume(struct uconn *u, size_t n)
 		memmove(u->in, u->in + n, u->in_len - n);
 		u->in_len -= n;
 	}
-	if (u->cb != NULL && u->want_read && !u->reading)
-		up_want_read(u, true);
+	if (u->cb != NULL && !u->reading)
+		update_reading(u);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -230,27 +228,48 @@ static void on_write(uv_write_t *req, int status)
 		u->cb->drained(u->arg);
 }
 
+/*
+ * Writes the pieces at once when the socket takes them (no copy); what it
+ * does not take is copied into a write request and queued behind.
+ */
 static int write_framed(struct uconn *u, const void *data, size_t len, bool chunk)
 {
+	char prefix[24];
+	uv_buf_t parts[3];
 	struct uwreq *wr;
-	size_t n = 0;
+	size_t nparts = 0, total = 0, skip, k, n;
 	uv_buf_t b;
-	int rc;
+	int rc = 0;
 
 	if (u->closed)
 		return MOAT_EIO;
 	if (len == 0 && !chunk)
 		return 0;
-	wr = xmalloc(sizeof(*wr) + len + 32);
-	wr->u = u;
 	if (chunk)
-		n = (size_t)snprintf(wr->data, 24, "%zx\r\n", len);
+		parts[nparts++] = uv_buf_init(prefix, (unsigned)snprintf(prefix, sizeof(prefix),
+									"%zx\r\n", len));
 	if (len > 0)
-		memcpy(wr->data + n, data, len);
-	n += len;
-	if (chunk) {
-		memcpy(wr->data + n, "\r\n", 2);
-		n += 2;
+		parts[nparts++] = uv_buf_init((char *)data, (unsigned)len);
+	if (chunk)
+		parts[nparts++] = uv_buf_init("\r\n", 2);
+	for (k = 0; k < nparts; k++)
+		total += parts[k].len;
+	if (up_pending(u) == 0)
+		rc = uv_try_write((uv_stream_t *)&u->tcp, parts, (unsigned)nparts);
+	if (rc < 0 && rc != UV_EAGAIN)
+		return MOAT_EIO;
+	skip = rc > 0 ? (size_t)rc : 0;
+	if (skip == total)
+		return 0;
+	wr = xmalloc(sizeof(*wr) + total - skip);
+	wr->u = u;
+	n = 0;
+	for (k = 0; k < nparts; k++) {
+		size_t from = skip < parts[k].len ? skip : parts[k].len;
+
+		skip -= from;
+		memcpy(wr->data + n, parts[k].base + from, parts[k].len - from);
+		n += parts[k].len - from;
 	}
 	b = uv_buf_init(wr->data, (unsigned)n);
 	rc = uv_write(&wr->req, (uv_stream_t *)&u->tcp, &b, 1, on_write);
@@ -305,7 +324,6 @@ struct uconn *up_acquire(struct pool *p, const struct conf_upstream *cu, uint32_
 			u->cb = cb;
 			u->arg = arg;
 			u->reused = true;
-			u->want_read = false;
 			update_reading(u);
 			return u;
 		}
@@ -346,9 +364,8 @@ void up_release(struct uconn *u, bool reusable, uint32_t idle_ms)
 	u->cb = NULL;
 	u->arg = NULL;
 	u->reused = false;
-	u->want_read = false;
 	/* an idle connection holds no input memory (on_alloc brings it back) */
-	free(u->in);
+	worker_buf_put(p->w, u->in);
 	u->in = NULL;
 	if (p->nidle >= POOL_MAX_IDLE) {
 		struct uconn *old = p->tail;
@@ -365,9 +382,6 @@ void up_release(struct uconn *u, bool reusable, uint32_t idle_ms)
 	p->idle = u;
 	p->nidle++;
 	/* Watch the idle connection: data or EOF from it means it is unusable. */
-	if (u->reading)
-		uv_read_stop((uv_stream_t *)&u->tcp);
-	u->reading = true;
-	start_read(u);
+	update_reading(u);
 	uv_timer_start(&u->timer, on_timer, idle_ms, 0);
 }

@@ -43,7 +43,6 @@ struct uconn {
 	bool connected;
 	bool reused;               /* came from the pool */
 	bool reading;
-	bool want_read;
 	bool eof;
 	bool shut;                 /* up_shutdown issued */
 	bool closed;
@@ -60,12 +59,16 @@ struct uconn {
 struct uconn *up_acquire(struct pool *p, const struct conf_upstream *u, uint32_t connect_ms,
 			 const struct up_cb *cb, void *arg, int *err);
 
-/* Queue bytes (copied). Returns 0 or a negative code. */
+/* Write bytes: at once when the socket takes them, else copied and queued.
+ * Returns 0 or a negative code. */
 int up_write(struct uconn *u, const void *data, size_t len);
 /* Queue data as one chunk of the chunked coding ("0\r\n\r\n" when len is 0). */
 int up_write_chunk(struct uconn *u, const void *data, size_t len);
 size_t up_pending(const struct uconn *u);
-void up_want_read(struct uconn *u, bool on);
+/* Start reading a connection the exchange has written its request to.
+ * Reading then stays on until u->in is full (cb->input runs whenever bytes
+ * arrive, so callers check their own backpressure) or the upstream ends. */
+void up_start_reading(struct uconn *u);
 void up_consume(struct uconn *u, size_t n);
 void up_set_timer(struct uconn *u, uint64_t ms);
 

@@ -113,6 +113,7 @@ static void finish_if_idle(struct worker *w)
 		w->drain_timer_on = false;
 	}
 	uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	uv_close((uv_handle_t *)&w->flush, NULL);
 	uv_close((uv_handle_t *)&w->wake, NULL);
 	pool_close(w->pool);
 	w->pool = NULL;
@@ -164,6 +165,11 @@ static void on_wake(uv_async_t *a)
 	}
 }
 
+static void on_flush(uv_prepare_t *p)
+{
+	conn_flush_all(p->data);
+}
+
 static void worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -189,6 +195,8 @@ static void worker_main(void *arg)
 		begin_stop(w);
 	}
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	while (w->nbufs > 0)
+		free(w->bufs[--w->nbufs]);
 	atomic_fetch_add(&nstopped, 1);
 	if (stopped_async != NULL)
 		uv_async_send(stopped_async);
@@ -257,6 +265,13 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 		uv_async_init(&w->loop, &w->wake, on_wake);
 		w->drain_timer.data = w;
 		uv_timer_init(&w->loop, &w->drain_timer);
+		/* Runs before every poll: what this turn queued for clients leaves
+		 * in one write per connection. Unreferenced, so it never keeps a
+		 * stopping loop alive. */
+		w->flush.data = w;
+		uv_prepare_init(&w->loop, &w->flush);
+		uv_prepare_start(&w->flush, on_flush);
+		uv_unref((uv_handle_t *)&w->flush);
 		w->pool = pool_new(w);
 		uv_sem_init(&w->started, 0);
 		uv_thread_create(&w->thread, worker_main, w);
@@ -382,4 +397,22 @@ void worker_conn_remove(struct worker *w, struct conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	finish_if_idle(w);
+}
+
+char *worker_buf_get(struct worker *w)
+{
+	if (w->nbufs > 0)
+		return w->bufs[--w->nbufs];
+	return xmalloc(WORKER_BUF);
+}
+
+void worker_buf_put(struct worker *w, char *buf)
+{
+	if (buf == NULL)
+		return;
+	if (w->nbufs < WORKER_BUF_CACHE) {
+		w->bufs[w->nbufs++] = buf;
+		return;
+	}
+	free(buf);
 }

@@ -24,6 +24,8 @@ struct conn;
 struct pool;
 
 #define WORKER_RBUF 65536
+#define WORKER_BUF 65536      /* size of every buffer worker_buf_get hands out */
+#define WORKER_BUF_CACHE 16   /* free buffers a worker keeps for reuse */
 
 struct listener {
 	uv_tcp_t tcp;
@@ -52,6 +54,10 @@ struct worker {
 	struct pool *pool;
 	uv_timer_t drain_timer;
 	bool drain_timer_on;
+	struct conn *dirty;             /* connections with output to flush (conn.c) */
+	uv_prepare_t flush;             /* flushes them before the loop polls */
+	char *bufs[WORKER_BUF_CACHE];   /* free WORKER_BUF buffers */
+	size_t nbufs;
 	struct h1_msg msg;              /* parse scratch, used synchronously */
 	char rbuf[WORKER_RBUF];         /* read scratch for TLS records */
 };
@@ -81,6 +87,14 @@ void workers_stop(bool now);
 
 /* Wait for every worker thread to end and free the workers. */
 void workers_join(void);
+
+/* A WORKER_BUF-byte buffer, reused from the worker's cache when one is
+ * free (a connection's input buffer comes and goes with each request; the
+ * cache keeps that off malloc). Caller returns it with worker_buf_put. */
+char *worker_buf_get(struct worker *w);
+
+/* Give a buffer from worker_buf_get back; NULL is a no-op. */
+void worker_buf_put(struct worker *w, char *buf);
 
 /* Connection bookkeeping, called by conn.c from the owning worker. */
 void worker_conn_add(struct worker *w, struct conn *c);
