@@ -43,6 +43,7 @@ struct wreq {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void update_reading(struct conn *c);
+static bool tls_has_more(const struct conn *c);
 static void deliver(struct conn *c);
 static void flush(struct conn *c);
 static void fail_later(struct conn *c);
@@ -180,7 +181,7 @@ static void after_progress(struct conn *c, size_t before)
 		return;
 	if (c->close_after_write) {
 		if (conn_pending(c) == 0)
-			conn_close_after_write(c);
+			conn_close_after_write(c, c->linger);
 		return;
 	}
 	if (before >= CONN_LOW_WATER && conn_pending(c) < CONN_LOW_WATER)
@@ -234,6 +235,11 @@ static void flush(struct conn *c)
 	}
 	if ((size_t)n == c->out.len) {
 		c->out.len = 0;
+		/* the last answer is out: a waiting connection keeps no storage */
+		if (c->state == CONN_IDLE) {
+			outbuf_free(&c->out);
+			outbuf_free(&c->pt);
+		}
 	} else {
 		wr = xmalloc(sizeof(*wr));
 		wr->c = c;
@@ -338,12 +344,13 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
 }
 
-void conn_close_after_write(struct conn *c)
+void conn_close_after_write(struct conn *c, bool linger)
 {
 	if (c->closed)
 		return;
 	if (!c->close_after_write) {
 		c->close_after_write = true;
+		c->linger = linger || c->in_len > 0 || tls_has_more(c);
 		c->state = CONN_CLOSING;
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
@@ -357,6 +364,10 @@ void conn_close_after_write(struct conn *c)
 	}
 	if (conn_pending(c) > 0 || c->shutting)
 		return;
+	if (!c->linger) {
+		conn_abort(c); /* everything is with the kernel, which sends it */
+		return;
+	}
 	c->shutting = true;
 	c->shutdown_req.data = c;
 	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) < 0)

@@ -56,6 +56,7 @@ struct conn {
 	bool want_read;           /* proxy wants input (not paused by backpressure) */
 	bool peer_eof;            /* client sent EOF / close_notify */
 	bool close_after_write;
+	bool linger;              /* close_after_write: discard input before closing */
 	bool drain;               /* worker is stopping: close after this exchange */
 	bool closed;              /* uv_close called */
 	bool shutting;            /* uv_shutdown issued */
@@ -99,8 +100,15 @@ void conn_release_input(struct conn *c);
 /* Drop n bytes from the front of the input buffer. */
 void conn_consume(struct conn *c, size_t n);
 
-/* Close once every queued byte is written (sends close_notify on TLS). */
-void conn_close_after_write(struct conn *c);
+/*
+ * Close once every queued byte is written (sends close_notify on TLS).
+ * linger: the client may still be sending (an unread body, a request the
+ * answer cut short), so shut down the write side and discard its input for
+ * a while first: closing a socket with unread input resets the connection
+ * and can destroy the answer before the client reads it. Without linger,
+ * and with no unread input left, the socket is closed once written.
+ */
+void conn_close_after_write(struct conn *c, bool linger);
 
 /* Close now, dropping anything queued. Idempotent. */
 void conn_abort(struct conn *c);

@@ -234,6 +234,7 @@ static void finish_exchange(struct exchange *x)
 	bool reusable = x->req_done && !x->resp_close && !x->up_dirty &&
 			x->resp_framing != H1_BODY_UNTIL_CLOSE;
 	bool keep = x->keep_client && x->req_done && !c->drain;
+	bool linger = !x->req_done; /* the rest of the body may still come */
 
 	up_release(x->u, reusable, exchange_conf(c)->t.upstream_idle_ms);
 	x->u = NULL;
@@ -241,7 +242,7 @@ static void finish_exchange(struct exchange *x)
 	c->x = NULL;
 	proxy_free_exchange(x);
 	if (!keep) {
-		conn_close_after_write(c);
+		conn_close_after_write(c, linger);
 		return;
 	}
 	c->state = CONN_IDLE;
@@ -389,7 +390,7 @@ static void tunnel_from_upstream(struct exchange *x)
 	}
 	if (u->eof && u->in_len == 0) {
 		proxy_drop_upstream(x);
-		conn_close_after_write(c);
+		conn_close_after_write(c, true);
 		return;
 	}
 }
@@ -518,7 +519,7 @@ static void up_error(void *arg, int status)
 
 	if (x->c->state == CONN_TUNNEL) {
 		proxy_drop_upstream(x);
-		conn_close_after_write(x->c);
+		conn_close_after_write(x->c, true);
 		return;
 	}
 	if (!x->resp_head_done && x->u->in_len == 0 && can_retry(x)) {

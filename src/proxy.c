@@ -102,7 +102,7 @@ void proxy_respond(struct conn *c, struct exchange *x, int status, const char *b
 		proxy_log_exchange(x);
 	}
 	if (close) {
-		conn_close_after_write(c);
+		conn_close_after_write(c, true);
 		return;
 	}
 	/* Answered without an upstream and the input is at the next request

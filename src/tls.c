@@ -151,6 +151,12 @@ static SSL_CTX *new_ctx(void)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, SESSION_CTX, sizeof(SESSION_CTX) - 1);
+	/* Resumption is by stateless tickets only (TLS 1.2 and 1.3): a server
+	 * cache would hold a session per handshake in memory and walk itself
+	 * every 255 handshakes. One ticket per connection is enough, since a
+	 * resumed connection is handed a fresh one. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 1);
 	if (SSL_CTX_set_cipher_list(ctx, CIPHERS_12) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, SUITES_13) != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
