@@ -135,13 +135,13 @@ void conn_abort(struct conn *c)
 	if (c->out.len > 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
 		uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	proxy_on_close(c);
-	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close(deadline_handle(&c->timer), on_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(void *arg)
 {
-	struct conn *c = t->data;
+	struct conn *c = arg;
 
 	if (c->state == CONN_CLOSING || c->doomed) {
 		conn_abort(c);
@@ -160,7 +160,7 @@ static void fail_later(struct conn *c)
 	if (c->closed || c->doomed)
 		return;
 	c->doomed = true;
-	uv_timer_start(&c->timer, on_timer, 0, 0);
+	deadline_set(&c->timer, 0);
 }
 
 void conn_set_timer(struct conn *c, uint64_t ms)
@@ -168,9 +168,9 @@ void conn_set_timer(struct conn *c, uint64_t ms)
 	if (c->closed || c->doomed)
 		return;
 	if (ms == 0)
-		uv_timer_stop(&c->timer);
+		deadline_clear(&c->timer);
 	else
-		uv_timer_start(&c->timer, on_timer, ms, 0);
+		deadline_set(&c->timer, ms);
 }
 
 /* What to do once queued output shrank: finish a close, or let the proxy
@@ -341,7 +341,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		conn_abort(c);
 		return;
 	}
-	uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+	deadline_set(&c->timer, LINGER_MS);
 }
 
 void conn_close_after_write(struct conn *c, bool linger)
@@ -354,7 +354,7 @@ void conn_close_after_write(struct conn *c, bool linger)
 		c->state = CONN_CLOSING;
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
-		uv_timer_start(&c->timer, on_timer, LINGER_MS * 5, 0);
+		deadline_set(&c->timer, LINGER_MS * 5);
 		if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
 			seal(c); /* close_notify goes after the data */
 			SSL_shutdown(c->ssl);
@@ -642,13 +642,12 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 	c->gen = gen_ref(w->gen);
 	c->handles = 2;
 	c->tcp.data = c;
-	c->timer.data = c;
 	uv_tcp_init(&w->loop, &c->tcp);
-	uv_timer_init(&w->loop, &c->timer);
+	deadline_init(&c->timer, &w->loop, on_timer, c);
 	worker_conn_add(w, c);
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
 		c->closed = true;
-		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+		uv_close(deadline_handle(&c->timer), on_handle_closed);
 		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 		return;
 	}

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "deadline.h"
 #include "tlsbio.h"
 
 struct worker;
@@ -42,7 +43,7 @@ struct conn {
 	struct worker *w;
 	struct gen *gen;          /* refcount held */
 	uv_tcp_t tcp;
-	uv_timer_t timer;
+	struct deadline timer;    /* the connection's one timeout */
 	SSL *ssl;                 /* NULL on the plain http listener */
 	struct tlsio io;          /* what the BIO reads from and writes to */
 	char *rx;                 /* heap copy of unread ciphertext, or NULL */

@@ -72,7 +72,7 @@ static void up_close(struct uconn *u)
 		return;
 	u->closed = true;
 	u->cb = NULL;
-	uv_close((uv_handle_t *)&u->timer, on_closed);
+	uv_close(deadline_handle(&u->timer), on_closed);
 	uv_close((uv_handle_t *)&u->tcp, on_closed);
 }
 
@@ -98,9 +98,9 @@ void pool_close(struct pool *p)
 	pool_maybe_free(p);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(void *arg)
 {
-	struct uconn *u = t->data;
+	struct uconn *u = arg;
 
 	if (u->cb == NULL) { /* idle lifetime over */
 		unlink_idle(u);
@@ -115,9 +115,9 @@ void up_set_timer(struct uconn *u, uint64_t ms)
 	if (u->closed)
 		return;
 	if (ms == 0)
-		uv_timer_stop(&u->timer);
+		deadline_clear(&u->timer);
 	else
-		uv_timer_start(&u->timer, on_timer, ms, 0);
+		deadline_set(&u->timer, ms);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -301,7 +301,7 @@ static void on_connect(uv_connect_t *req, int status)
 
 	if (u->closed)
 		return;
-	uv_timer_stop(&u->timer);
+	deadline_clear(&u->timer);
 	if (status == 0) {
 		u->connected = true;
 		uv_tcp_nodelay(&u->tcp, 1);
@@ -320,7 +320,7 @@ struct uconn *up_acquire(struct pool *p, const struct conf_upstream *cu, uint32_
 	for (u = p->idle; u != NULL; u = u->next) {
 		if (strcmp(u->key, cu->hostport) == 0) {
 			unlink_idle(u);
-			uv_timer_stop(&u->timer);
+			deadline_clear(&u->timer);
 			u->cb = cb;
 			u->arg = arg;
 			u->reused = true;
@@ -335,18 +335,17 @@ struct uconn *up_acquire(struct pool *p, const struct conf_upstream *cu, uint32_
 	u->arg = arg;
 	u->handles = 2;
 	u->tcp.data = u;
-	u->timer.data = u;
 	u->creq.data = u;
 	p->live++;
 	uv_tcp_init(&p->w->loop, &u->tcp);
-	uv_timer_init(&p->w->loop, &u->timer);
+	deadline_init(&u->timer, &p->w->loop, on_timer, u);
 	rc = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&cu->addr.sa, on_connect);
 	if (rc < 0) {
 		*err = rc;
 		up_close(u);
 		return NULL;
 	}
-	uv_timer_start(&u->timer, on_timer, connect_ms, 0);
+	deadline_set(&u->timer, connect_ms);
 	return u;
 }
 
@@ -383,5 +382,5 @@ void up_release(struct uconn *u, bool reusable, uint32_t idle_ms)
 	p->nidle++;
 	/* Watch the idle connection: data or EOF from it means it is unusable. */
 	update_reading(u);
-	uv_timer_start(&u->timer, on_timer, idle_ms, 0);
+	deadline_set(&u->timer, idle_ms);
 }

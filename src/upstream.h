@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "deadline.h"
+
 struct conf_upstream;
 struct pool;
 struct worker;
@@ -32,7 +34,7 @@ struct up_cb {
 struct uconn {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
-	uv_timer_t timer;
+	struct deadline timer;
 	uv_shutdown_t sreq;
 	struct pool *pool;
 	char *key;                 /* "host:port", pool key */
