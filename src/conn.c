@@ -86,8 +86,13 @@ static void on_handle_closed(uv_handle_t *h)
 	undirty(c);
 	worker_conn_remove(c->w, c);
 	SSL_free(c->ssl);
+	tls13_free(c->rec);
+	if (c->sec != NULL) {
+		OPENSSL_cleanse(c->sec, sizeof(*c->sec));
+		free(c->sec);
+	}
 	worker_buf_put(c->w, c->in);
-	free(c->rx);
+	worker_buf_put(c->w, c->rx);
 	outbuf_free(&c->out);
 	outbuf_free(&c->pt);
 	gen_unref(c->gen);
@@ -100,6 +105,11 @@ static void encrypt(struct conn *c, const void *data, size_t len)
 {
 	int n;
 
+	if (c->rec != NULL) {
+		if (tls13_seal(c->rec, TLS13_APPDATA, data, len, &c->out) != 0)
+			fail_later(c);
+		return;
+	}
 	ERR_clear_error(); /* SSL_get_error-style checks need an empty queue */
 	n = SSL_write(c->ssl, data, (int)len);
 	if (n <= 0 || (size_t)n != len) {
@@ -269,7 +279,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
 		return MOAT_EIO;
 	if (len == 0)
 		return 0;
-	if (c->ssl == NULL) {
+	if (!c->tls) {
 		outbuf_append(&c->out, data, len);
 	} else {
 		/* small writes wait in c->pt and become one record; a full
@@ -355,8 +365,14 @@ void conn_close_after_write(struct conn *c, bool linger)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
 		deadline_set(&c->timer, LINGER_MS * 5);
-		if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+		if (c->rec != NULL) {
+			static const unsigned char close_notify[2] = { 1, TLS13_A_CLOSE_NOTIFY };
+
 			seal(c); /* close_notify goes after the data */
+			tls13_seal(c->rec, TLS13_ALERT, close_notify, sizeof(close_notify), &c->out);
+			mark_dirty(c);
+		} else if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+			seal(c);
 			SSL_shutdown(c->ssl);
 			ERR_clear_error();
 			mark_dirty(c);
@@ -378,7 +394,16 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
 
-	if (c->ssl != NULL) {
+	if (c->tls) {
+		/* the start of a record waits in c->rx: read the rest behind it */
+		if (c->rx != NULL) {
+			if (c->io.rp != c->rx) {
+				memmove(c->rx, c->io.rp, c->io.rlen);
+				c->io.rp = c->rx;
+			}
+			*buf = uv_buf_init(c->rx + c->io.rlen, (unsigned)(WORKER_BUF - c->io.rlen));
+			return;
+		}
 		*buf = uv_buf_init(c->w->rbuf, WORKER_RBUF);
 		return;
 	}
@@ -388,56 +413,141 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 /*
- * Ciphertext OpenSSL did not read yet (c->in is full, or the proxy paused)
- * may still sit in the worker's read scratch, which the next read anywhere
- * on this worker overwrites: it moves to a buffer of its own. Reading the
- * socket stays paused until it is consumed, which bounds it to one read.
+ * Ciphertext not decrypted yet (c->in is full, the proxy paused, or only
+ * part of a record came) may still sit in the worker's read scratch, which
+ * the next read anywhere on this worker overwrites: it moves to a buffer of
+ * the connection's own. While a decryptable leftover waits, the socket is
+ * not read, which bounds it to one read.
  */
 static void keep_leftover(struct conn *c)
 {
-	char *p;
-
 	if (c->io.rlen == 0) {
-		free(c->rx);
+		worker_buf_put(c->w, c->rx);
 		c->rx = NULL;
 		return;
 	}
 	if (c->io.rp >= c->w->rbuf && c->io.rp < c->w->rbuf + WORKER_RBUF) {
-		p = xmalloc(c->io.rlen);
-		memcpy(p, c->io.rp, c->io.rlen);
-		free(c->rx);
-		c->rx = p;
-		c->io.rp = p;
+		if (c->rx == NULL)
+			c->rx = worker_buf_get(c->w);
+		memcpy(c->rx, c->io.rp, c->io.rlen);
+		c->io.rp = c->rx;
 	}
 }
 
-/* Pulls plaintext out of OpenSSL into c->in while there is room.
- * Returns false when the connection was aborted. */
-static bool tls_fill(struct conn *c)
+/*
+ * After a TLS 1.3 handshake, moat's record layer carries the connection and
+ * OpenSSL's SSL object goes (tls13.h). mark is where this call's output
+ * began in c->out: what follows is the flight that completed the
+ * handshake.
+ */
+static void take_over(struct conn *c, size_t mark)
 {
+	const char *flight = c->out.len > mark ? c->out.p + mark : NULL;
+	struct tls13 *t = tls13_take_over(c->ssl, c->sec, flight, c->out.len - mark);
+
+	tls_capture_secrets(c->ssl, NULL);
+	OPENSSL_cleanse(c->sec, sizeof(*c->sec));
+	free(c->sec);
+	c->sec = NULL;
+	if (t == NULL)
+		return;
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->rec = t;
+}
+
+/* Runs the handshake on what arrived; false when the connection was
+ * aborted. */
+static bool handshake(struct conn *c)
+{
+	size_t mark = c->out.len;
 	int n, err;
 
 	/* SSL_get_error reads this thread's error queue: anything left there
 	 * (by another connection on this worker) would turn WANT_READ into a
 	 * fatal error for this one. */
 	ERR_clear_error();
-	if (c->state == CONN_HANDSHAKE) {
-		n = SSL_do_handshake(c->ssl);
-		if (n != 1) {
-			err = SSL_get_error(c->ssl, n);
-			if (err == SSL_ERROR_WANT_READ) {
-				mark_dirty(c);
-				return true;
-			}
-			ERR_clear_error();
-			conn_abort(c); /* sends the alert OpenSSL queued */
+	n = SSL_do_handshake(c->ssl);
+	if (n != 1) {
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_READ) {
+			mark_dirty(c);
+			return true;
+		}
+		ERR_clear_error();
+		conn_abort(c); /* sends the alert OpenSSL queued */
+		return false;
+	}
+	c->tls_site = tls_site_of(c->ssl);
+	c->state = CONN_IDLE;
+	take_over(c, mark);
+	return true;
+}
+
+/* A broken record or message: tell the client why, then close. */
+static bool rec_fatal(struct conn *c, unsigned char alert)
+{
+	unsigned char a[2] = { 2, alert };
+
+	tls13_seal(c->rec, TLS13_ALERT, a, sizeof(a), &c->out);
+	conn_abort(c);
+	return false;
+}
+
+/* Opens whole records into c->in while there is room for them. */
+static bool rec_fill(struct conn *c)
+{
+	unsigned char type, alert;
+	size_t size, n;
+
+	while (!c->peer_eof) {
+		size = tls13_record_size(c->io.rp, c->io.rlen);
+		if (size == 0 || CONN_IN_CAP - c->in_len < size)
+			break;
+		if (tls13_open(c->rec, c->io.rp, size, c->in + c->in_len, &type, &n, &alert) != 0)
+			return rec_fatal(c, alert);
+		c->io.rp += size;
+		c->io.rlen -= size;
+		if (type == TLS13_APPDATA) {
+			c->in_len += n;
+		} else if (type == TLS13_HANDSHAKE) {
+			if (tls13_post_handshake(c->rec, (unsigned char *)c->in + c->in_len, n, &c->out,
+						 &alert) != 0)
+				return rec_fatal(c, alert);
+		} else if (n != 2) {
+			return rec_fatal(c, TLS13_A_DECODE_ERROR);
+		} else if (c->in[c->in_len + 1] == TLS13_A_CLOSE_NOTIFY) {
+			c->peer_eof = true; /* what follows it is ignored */
+		} else if (c->in[c->in_len + 1] != 90) { /* user_canceled is a warning */
+			conn_abort(c); /* the client's fatal alert: nothing to answer */
 			return false;
 		}
-		c->tls_site = tls_site_of(c->ssl);
-		c->state = CONN_IDLE;
+	}
+	return true;
+}
+
+/* Pulls plaintext out of the TLS layer into c->in while there is room.
+ * Returns false when the connection was aborted. */
+static bool tls_fill(struct conn *c)
+{
+	int n, err;
+
+	if (c->state == CONN_HANDSHAKE && !handshake(c))
+		return false;
+	if (c->state == CONN_HANDSHAKE) {
+		keep_leftover(c);
+		return true;
 	}
 	if (c->in == NULL)
 		c->in = worker_buf_get(c->w);
+	if (c->rec != NULL) {
+		if (!rec_fill(c))
+			return false;
+		mark_dirty(c); /* a KeyUpdate answered */
+		keep_leftover(c);
+		return true;
+	}
+	ERR_clear_error();
 	while (c->in_len < CONN_IN_CAP && !c->peer_eof) {
 		n = SSL_read(c->ssl, c->in + c->in_len, (int)(CONN_IN_CAP - c->in_len));
 		if (n > 0) {
@@ -460,9 +570,22 @@ static bool tls_fill(struct conn *c)
 	return true;
 }
 
+/* Input is waiting that the TLS layer could turn into plaintext (a whole
+ * record, for moat's record layer); the socket is not read meanwhile. */
 static bool tls_has_more(const struct conn *c)
 {
+	if (c->rec != NULL)
+		return tls13_record_size(c->io.rp, c->io.rlen) > 0;
 	return c->ssl != NULL && (c->io.rlen > 0 || SSL_pending(c->ssl) > 0);
+}
+
+/* ... and c->in has room for it now. */
+static bool can_fill(const struct conn *c)
+{
+	if (c->rec != NULL)
+		return tls_has_more(c) &&
+		       CONN_IN_CAP - c->in_len >= tls13_record_size(c->io.rp, c->io.rlen);
+	return c->in_len < CONN_IN_CAP && tls_has_more(c);
 }
 
 /* Hands input to the proxy. Re-entrant calls (the proxy resuming reads
@@ -479,7 +602,7 @@ static void deliver(struct conn *c)
 	c->delivering = true;
 	do {
 		c->again = false;
-		if (c->ssl != NULL && !tls_fill(c))
+		if (c->tls && !tls_fill(c))
 			break;
 		if (c->state == CONN_HANDSHAKE)
 			break;
@@ -494,7 +617,7 @@ static void deliver(struct conn *c)
 		 * the same bytes forever, spinning the worker. */
 		if (c->in_len == before && c->state == st)
 			c->again = false;
-		if (c->want_read && c->in_len < CONN_IN_CAP && tls_has_more(c))
+		if (c->want_read && can_fill(c))
 			c->again = true;
 	} while (c->again && !c->closed && c->state != CONN_CLOSING);
 	c->delivering = false;
@@ -519,21 +642,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		deliver(c);
 		return;
 	}
-	if (c->ssl != NULL) {
-		if (c->io.rlen == 0) {
+	if (c->tls) {
+		if (c->rx != NULL && buf->base == c->rx + c->io.rlen) {
+			c->io.rlen += (size_t)nread; /* the rest of a record */
+		} else {
 			c->io.rp = buf->base;
 			c->io.rlen = (size_t)nread;
-		} else {
-			/* reading pauses while a leftover waits; should bytes come
-			 * anyway, they queue behind it */
-			char *p = xmalloc(c->io.rlen + (size_t)nread);
-
-			memcpy(p, c->io.rp, c->io.rlen);
-			memcpy(p + c->io.rlen, buf->base, (size_t)nread);
-			free(c->rx);
-			c->rx = p;
-			c->io.rp = p;
-			c->io.rlen += (size_t)nread;
 		}
 	} else {
 		c->in_len += (size_t)nread;
@@ -602,6 +716,8 @@ void conn_consume(struct conn *c, size_t n)
 
 const char *conn_tls_version(const struct conn *c)
 {
+	if (c->rec != NULL)
+		return "TLSv1.3";
 	return c->ssl != NULL ? SSL_get_version(c->ssl) : NULL;
 }
 
@@ -658,6 +774,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 	c->state = CONN_IDLE;
 	if (tls) {
 		c->ssl = tls_sites_new_ssl(c->gen->tls);
+		c->tls = true;
 		c->io.out = &c->out;
 		bio = c->ssl != NULL ? tlsbio_new(&c->io) : NULL;
 		if (bio == NULL) {
@@ -666,6 +783,8 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 			return;
 		}
 		SSL_set_bio(c->ssl, bio, bio);
+		c->sec = xcalloc(1, sizeof(*c->sec));
+		tls_capture_secrets(c->ssl, c->sec);
 		c->state = CONN_HANDSHAKE;
 	}
 	c->head_start_ms = moat_now_ms();

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "deadline.h"
+#include "tls13.h"
 #include "tlsbio.h"
 
 struct worker;
@@ -44,9 +45,12 @@ struct conn {
 	struct gen *gen;          /* refcount held */
 	uv_tcp_t tcp;
 	struct deadline timer;    /* the connection's one timeout */
-	SSL *ssl;                 /* NULL on the plain http listener */
+	bool tls;                 /* came in on the https listener */
+	SSL *ssl;                 /* OpenSSL's side: the handshake, and TLS 1.2 */
+	struct tls13 *rec;        /* after a TLS 1.3 handshake: moat's record layer */
+	struct tls13_secrets *sec; /* during the handshake, for the take-over */
 	struct tlsio io;          /* what the BIO reads from and writes to */
-	char *rx;                 /* heap copy of unread ciphertext, or NULL */
+	char *rx;                 /* unread ciphertext kept between reads (a WORKER_BUF buffer) */
 	struct outbuf out;        /* bytes for the socket (TLS records or plain) */
 	struct outbuf pt;         /* TLS: plaintext waiting to become one record */
 	struct conn *dprev, *dnext; /* worker's list of connections to flush */

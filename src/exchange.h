@@ -71,7 +71,7 @@ static inline const struct conf *exchange_conf(const struct conn *c)
 /* max-age of the HSTS header for a response on c, 0 for none. */
 static inline uint32_t exchange_hsts(const struct conn *c, const struct conf_site *site)
 {
-	if (c->ssl == NULL || site == NULL || !site->hsts)
+	if (!c->tls || site == NULL || !site->hsts)
 		return 0;
 	return site->hsts_max_age;
 }

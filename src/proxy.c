@@ -215,7 +215,7 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	}
 	snprintf(x->host, sizeof(x->host), "%s", host);
 	x->site = conf_find_site(cf, host);
-	if (x->site == NULL || (c->ssl != NULL && x->site != c->tls_site)) {
+	if (x->site == NULL || (c->tls && x->site != c->tls_site)) {
 		proxy_respond(c, x, 421, "Misdirected Request: this connection does not serve that host\n",
 			NULL, true);
 		return;
@@ -234,7 +234,7 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	}
 	free(x->path);
 	x->path = path;
-	if (c->ssl == NULL && x->site->redirect) {
+	if (!c->tls && x->site->redirect) {
 		conn_consume(c, m->head_len);
 		redirect(c, x, host);
 		return;
@@ -263,7 +263,7 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	ur.path = x->path;
 	ur.host = hostport;
 	ur.peer = c->peer;
-	ur.tls = c->ssl != NULL;
+	ur.tls = c->tls;
 	ur.upgrade = x->upgrade;
 	x->head = hdr_upstream_request(&ur, &x->head_len);
 	conn_consume(c, m->head_len);

@@ -9,6 +9,7 @@
  * context, the ALPN callback).
  */
 #include "tls.h"
+#include "tls13.h"
 #include "conf.h"
 #include "log.h"
 #include "pki.h"
@@ -41,11 +42,56 @@ struct tls_sites {
 };
 
 static int site_idx = -1;
+static int secrets_idx = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void make_idx(void)
 {
 	site_idx = SSL_get_ex_new_index(0, "moat site", NULL, NULL, NULL);
+	secrets_idx = SSL_get_ex_new_index(0, "moat secrets", NULL, NULL, NULL);
+}
+
+/* "LABEL <client random, hex> <secret, hex>" into out; returns the length,
+ * 0 when the line is not that label or is malformed */
+static size_t take_secret(const char *line, const char *label, unsigned char *out)
+{
+	size_t ll = strlen(label), n = 0;
+	const char *p;
+	int hi, lo;
+
+	if (strncmp(line, label, ll) != 0 || line[ll] != ' ')
+		return 0;
+	p = strchr(line + ll + 1, ' ');
+	if (p == NULL)
+		return 0;
+	for (p++; p[0] != '\0' && n < TLS13_MAX_SECRET; p += 2) {
+		hi = uri_hex_value((unsigned char)p[0]);
+		lo = hi < 0 ? -1 : uri_hex_value((unsigned char)p[1]);
+		if (lo < 0)
+			return 0;
+		out[n++] = (unsigned char)(hi << 4 | lo);
+	}
+	return p[0] == '\0' ? n : 0;
+}
+
+/* OpenSSL hands every secret it derives to this callback; the two
+ * application traffic secrets go to the connection (tls13.h), the rest is
+ * ignored. Nothing is written anywhere. */
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+	struct tls13_secrets *sec = SSL_get_ex_data(ssl, secrets_idx);
+	size_t n;
+
+	if (sec == NULL)
+		return;
+	n = take_secret(line, "CLIENT_TRAFFIC_SECRET_0", sec->client);
+	if (n > 0) {
+		sec->client_len = n;
+		return;
+	}
+	n = take_secret(line, "SERVER_TRAFFIC_SECRET_0", sec->server);
+	if (n > 0)
+		sec->server_len = n;
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -167,6 +213,8 @@ static SSL_CTX *new_ctx(void)
 	/* ALPN is answered from the context the SNI callback switched to, so
 	 * every context carries the callback, not just the front one. */
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+	/* per context for the same reason: OpenSSL asks the current one */
+	SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 	return ctx;
 }
 
@@ -330,6 +378,11 @@ SSL *tls_sites_new_ssl(struct tls_sites *t)
 	if (ssl != NULL)
 		SSL_set_accept_state(ssl);
 	return ssl;
+}
+
+void tls_capture_secrets(SSL *ssl, struct tls13_secrets *sec)
+{
+	SSL_set_ex_data(ssl, secrets_idx, sec);
 }
 
 const struct conf_site *tls_site_of(const SSL *ssl)

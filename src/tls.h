@@ -31,6 +31,13 @@ void tls_sites_free(struct tls_sites *t);
  * the site's context. Caller frees with SSL_free. Any thread. */
 SSL *tls_sites_new_ssl(struct tls_sites *t);
 
+struct tls13_secrets;
+
+/* Have the handshake's application traffic secrets copied into sec (for
+ * tls13_take_over); sec must outlive the handshake or be detached with
+ * NULL. Owning worker only. */
+void tls_capture_secrets(SSL *ssl, struct tls13_secrets *sec);
+
 /* The site the handshake selected (SNI, or the default site); NULL before
  * the ClientHello was processed. */
 const struct conf_site *tls_site_of(const SSL *ssl);

@@ -12,12 +12,10 @@
 static BIO_METHOD *method;
 static uv_once_t method_once = UV_ONCE_INIT;
 
-void outbuf_append(struct outbuf *o, const void *data, size_t n)
+char *outbuf_room(struct outbuf *o, size_t n)
 {
 	size_t cap = o->cap;
 
-	if (n == 0)
-		return;
 	if (o->len + n > cap) {
 		if (cap < OUTBUF_MIN)
 			cap = OUTBUF_MIN;
@@ -26,7 +24,14 @@ void outbuf_append(struct outbuf *o, const void *data, size_t n)
 		o->p = xrealloc(o->p, cap);
 		o->cap = cap;
 	}
-	memcpy(o->p + o->len, data, n);
+	return o->p + o->len;
+}
+
+void outbuf_append(struct outbuf *o, const void *data, size_t n)
+{
+	if (n == 0)
+		return;
+	memcpy(outbuf_room(o, n), data, n);
 	o->len += n;
 }
 

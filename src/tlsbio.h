@@ -36,6 +36,10 @@ struct tlsio {
  * pausing their producers (conn_pending). Never fails (aborts on OOM). */
 void outbuf_append(struct outbuf *o, const void *data, size_t n);
 
+/* Room for n more bytes at o->p + o->len (returned); the caller writes
+ * there and then adds what it wrote to o->len. */
+char *outbuf_room(struct outbuf *o, size_t n);
+
 /* Free the storage; o is empty afterwards. */
 void outbuf_free(struct outbuf *o);
 
