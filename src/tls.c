@@ -39,6 +39,8 @@ struct tls_sites {
 	SSL_CTX *front;
 	SSL_CTX **site_ctx; /* parallel to conf->sites */
 	long long *renew_at; /* parallel: when an internal certificate is due (0: never) */
+	unsigned char (*sid)[SHA256_DIGEST_LENGTH]; /* parallel: session id context */
+	unsigned char sid_none[SHA256_DIGEST_LENGTH]; /* for a hello naming no site */
 };
 
 static int site_idx = -1;
@@ -174,12 +176,11 @@ static const struct conf_site *hello_site(SSL *ssl, const struct tls_sites *t)
  */
 static int hello_cb(SSL *ssl, int *alert, void *arg)
 {
-	const struct conf_site *site = hello_site(ssl, arg);
-	unsigned char sid[SHA256_DIGEST_LENGTH];
-	const char *name = site != NULL ? site->host : "";
+	const struct tls_sites *t = arg;
+	const struct conf_site *site = hello_site(ssl, t);
+	const unsigned char *sid = site != NULL ? t->sid[site - t->conf->sites] : t->sid_none;
 
-	SHA256((const unsigned char *)name, strlen(name), sid);
-	if (SSL_set_session_id_context(ssl, sid, sizeof(sid)) != 1) {
+	if (SSL_set_session_id_context(ssl, sid, SHA256_DIGEST_LENGTH) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -305,6 +306,11 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 	t->conf = c;
 	t->site_ctx = xcalloc(c->nsites, sizeof(*t->site_ctx));
 	t->renew_at = xcalloc(c->nsites, sizeof(*t->renew_at));
+	/* digests of the site names, computed once rather than per hello */
+	t->sid = xcalloc(c->nsites, sizeof(*t->sid));
+	for (i = 0; i < c->nsites; i++)
+		SHA256((const unsigned char *)c->sites[i].host, strlen(c->sites[i].host), t->sid[i]);
+	SHA256((const unsigned char *)"", 0, t->sid_none);
 	t->front = new_ctx();
 	if (t->front == NULL) {
 		log_tls_error("tls: cannot create the front context");
@@ -367,6 +373,7 @@ void tls_sites_free(struct tls_sites *t)
 		SSL_CTX_free(t->site_ctx[i]);
 	free(t->site_ctx);
 	free(t->renew_at);
+	free(t->sid);
 	SSL_CTX_free(t->front);
 	free(t);
 }
