@@ -267,6 +267,18 @@ static void flush(struct conn *c)
 	after_progress(c, before);
 }
 
+void conn_probe_peer(struct conn *c)
+{
+	if (!c->closed)
+		uv_tcp_keepalive(&c->tcp, 1, 60);
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->dirty)
+		flush(c);
+}
+
 void conn_flush_all(struct worker *w)
 {
 	while (w->dirty != NULL)
@@ -489,6 +501,7 @@ static bool rec_fatal(struct conn *c, unsigned char alert)
 {
 	unsigned char a[2] = { 2, alert };
 
+	seal(c); /* what the proxy wrote goes before the alert */
 	tls13_seal(c->rec, TLS13_ALERT, a, sizeof(a), &c->out);
 	conn_abort(c);
 	return false;
@@ -653,6 +666,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		c->in_len += (size_t)nread;
 	}
 	deliver(c);
+	conn_flush(c); /* answers and alerts go now, see up_input in forward.c */
 }
 
 static void update_reading(struct conn *c)
@@ -768,7 +782,6 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
-	uv_tcp_keepalive(&c->tcp, 1, 60);
 	peer_name(c);
 	c->want_read = true;
 	c->state = CONN_IDLE;

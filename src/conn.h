@@ -94,6 +94,16 @@ size_t conn_pending(const struct conn *c);
  * this before the loop polls). */
 void conn_flush_all(struct worker *w);
 
+/* Have the kernel probe an idle peer (TCP keepalive, after 60 s): for a
+ * connection no timeout covers any more (a tunnel), so a peer that vanished
+ * without a word is still noticed. Requests and idle keep-alive connections
+ * have timeouts and do without the extra system calls. */
+void conn_probe_peer(struct conn *c);
+
+/* Write what c queued, now. May close c (on a write error), so call it
+ * only from the top of an event callback, never while an exchange is held. */
+void conn_flush(struct conn *c);
+
 /* Pause or resume reading from the client (backpressure, buffer full). */
 void conn_want_read(struct conn *c, bool on);
 

@@ -366,6 +366,7 @@ static void start_tunnel(struct exchange *x)
 	c->state = CONN_TUNNEL;
 	x->req_done = true;
 	conn_set_timer(c, 0);
+	conn_probe_peer(c);
 	up_set_timer(x->u, 0);
 	proxy_log_exchange(x);
 	if (x->u->in_len > 0) {
@@ -498,9 +499,8 @@ static bool response_head(struct exchange *x)
 	return !c->closed;
 }
 
-static void up_input(void *arg)
+static void relay_input(struct exchange *x)
 {
-	struct exchange *x = arg;
 	struct conn *c = x->c;
 
 	if (c->state == CONN_TUNNEL) {
@@ -511,6 +511,19 @@ static void up_input(void *arg)
 		return;
 	if (pump_response(x))
 		finish_exchange(x);
+}
+
+/* What the upstream said goes to the client at once, as one write, rather
+ * than when the loop has run every other ready event too: that waiting
+ * would show in the response time. x may be gone after relay_input; the
+ * connection stays valid until its close callback. */
+static void up_input(void *arg)
+{
+	struct exchange *x = arg;
+	struct conn *c = x->c;
+
+	relay_input(x);
+	conn_flush(c);
 }
 
 static void up_error(void *arg, int status)

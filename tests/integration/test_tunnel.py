@@ -5,6 +5,7 @@ the upstream still sends afterwards reaches the client. (An upstream's close
 ends the tunnel once its bytes are delivered.)
 """
 import socket
+import subprocess
 import threading
 
 import moatlib as M
@@ -83,6 +84,37 @@ class Tunnel(M.MoatTestCase):
                 break
             tail += chunk
         self.assertEqual(tail, b"farewell after your EOF: %d bytes" % len(payload))
+
+    def test_tunnel_socket_has_keepalive_probes(self):
+        """A tunnel has no timeout of its own, so moat asks the kernel to probe
+        the client (TCP keepalive); plain requests do without (fewer system
+        calls per connection), as ss shows on moat's side of each socket."""
+        up = HalfCloseUpstream(self)
+        moat = self.moat({HOST: M.site("http://127.0.0.1:%d" % up.port, redirect=False)})
+        plain = socket.create_connection(("127.0.0.1", moat.http_port), timeout=20)
+        self.addCleanup(plain.close)
+        s = socket.create_connection(("127.0.0.1", moat.http_port), timeout=20)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /t HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
+                  b"Upgrade: testproto\r\n\r\n" % HOST.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            self.assertTrue(chunk, "moat closed before the 101: %r" % head)
+            head += chunk
+        self.assertEqual(M.parse_status(head), 101, head)
+
+        def timer_of(client):
+            port = client.getsockname()[1]
+            out = subprocess.run(["ss", "-tno", "state", "established",
+                                  "( sport = :%d and dport = :%d )" % (moat.http_port, port)],
+                                 capture_output=True, text=True, check=True).stdout
+            lines = [x for x in out.splitlines()[1:] if x.strip()]
+            self.assertEqual(len(lines), 1, out)
+            return lines[0]
+
+        self.assertIn("timer:(keepalive", timer_of(s))
+        self.assertNotIn("keepalive", timer_of(plain))
 
 
 if __name__ == "__main__":
