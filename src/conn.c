@@ -554,9 +554,12 @@ static bool tls_fill(struct conn *c)
 	if (c->in == NULL)
 		c->in = worker_buf_get(c->w);
 	if (c->rec != NULL) {
+		size_t before = c->out.len;
+
 		if (!rec_fill(c))
 			return false;
-		mark_dirty(c); /* a KeyUpdate answered */
+		if (c->out.len > before)
+			mark_dirty(c); /* a KeyUpdate answered */
 		keep_leftover(c);
 		return true;
 	}
@@ -666,7 +669,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		c->in_len += (size_t)nread;
 	}
 	deliver(c);
-	conn_flush(c); /* answers and alerts go now, see up_input in forward.c */
+	/* What the handshake's last step wrote (the session ticket) waits for
+	 * the response when a request is already in flight: one write, not two.
+	 * Otherwise it goes now, with any answer and alert (see also up_input
+	 * in forward.c). */
+	if (!c->closed && c->state != CONN_BUSY)
+		mark_dirty(c);
+	conn_flush(c);
 }
 
 static void update_reading(struct conn *c)
