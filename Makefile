@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build run test deps-build deps-test fuzz clean
+.PHONY: all build run test deps-build deps-test fuzz bench clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz:
 	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_h1
 	mkdir -p $(BUILD)-fuzz/corpus-h1
 	$(BUILD)-fuzz/fuzz_h1 -max_total_time=$(FUZZ_SECONDS) $(BUILD)-fuzz/corpus-h1 tests/fuzz/corpus/h1
+
+# moat against nginx, HAProxy and Caddy; report in bench/results/ (bench/README.md).
+bench:
+	bench/proxy.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz

@@ -3,6 +3,7 @@
 #   scripts/deps.sh build   compiler, cmake, -dev libraries
 #   scripts/deps.sh test    build + cmocka and the real peers the tests use
 #   scripts/deps.sh fuzz    build + clang for the libFuzzer targets
+#   scripts/deps.sh bench   build + the proxies and the load generator of bench/
 set -euo pipefail
 what=${1:-build}
 
@@ -11,13 +12,15 @@ build=(gcc libc6-dev make cmake pkg-config libuv1-dev libssl-dev libyaml-dev lib
 test=(libcmocka-dev curl python3 python3-websockets python3-h2 python3-cryptography
       nginx socat procps iproute2)
 fuzz=(clang libclang-rt-dev)
+bench=(nginx haproxy caddy wrk nghttp2-client python3)
 
 pkgs=("${build[@]}")
 case "$what" in
   build) ;;
   test) pkgs+=("${test[@]}") ;;
   fuzz) pkgs+=("${fuzz[@]}") ;;
-  *) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
+  bench) pkgs+=("${bench[@]}") ;;
+  *) echo "usage: $0 build|test|fuzz|bench" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -33,8 +36,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "moat: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-# Packages like nginx start a system service on install (port 80); the tests
-# run their own instances, so keep services from starting while we install.
+# Packages like nginx, haproxy and caddy start a system service on install
+# (ports 80, 443); tests and benchmarks run their own instances, so keep
+# services from starting while we install.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
 if [ ! -e "$policy" ]; then
