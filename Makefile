@@ -27,14 +27,18 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j 3 --timeout 600
 
-# Run the HTTP/1 parser's libFuzzer target for a minute (FUZZ_SECONDS).
+# Run each libFuzzer target (the HTTP/1 parser, the TLS 1.3 record layer)
+# for FUZZ_SECONDS; new inputs go to $(BUILD)-fuzz/corpus-<target>.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = h1 tls13
 fuzz:
 	@scripts/deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DMOAT_LIBFUZZER=ON -DMOAT_SANITIZERS=OFF >/dev/null
-	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_h1
-	mkdir -p $(BUILD)-fuzz/corpus-h1
-	$(BUILD)-fuzz/fuzz_h1 -max_total_time=$(FUZZ_SECONDS) $(BUILD)-fuzz/corpus-h1 tests/fuzz/corpus/h1
+	cmake --build $(BUILD)-fuzz -j $(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGETS))
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)-fuzz/corpus-$$t && \
+	  $(BUILD)-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(BUILD)-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 # moat against nginx, HAProxy and Caddy; report in bench/results/ (bench/README.md).
 bench:
