@@ -261,6 +261,35 @@ class TLS13(M.MoatTestCase):
         self.assertEqual(self.up.find("/tampered"), [])
         self.m.assert_alive()
 
+    def test_ticket_comes_without_a_request_and_with_one(self):
+        """The session ticket waits for the first response when a request
+        came with the handshake, and goes at once when none did: either way
+        the client can resume."""
+        ctx = M.tls_context(self.m.ca, min_version=ssl.TLSVersion.TLSv1_3)
+        for send_request in (False, True):
+            with self.subTest(send_request=send_request):
+                s = M.tls_connect(self.m, "a.test", ctx=ctx)
+                if send_request:
+                    h = M.H1Client(s)
+                    h.request("GET", "/ticket", "a.test")
+                    self.assertEqual(h.read_response().status, 200)
+                else:
+                    s.settimeout(1)  # reading processes what moat sent
+                    try:
+                        s.recv(1)
+                    except (socket.timeout, TimeoutError):
+                        pass
+                self.assertTrue(s.session is not None and s.session.has_ticket)
+                sess = s.session
+                s.close()
+                raw = socket.create_connection(("127.0.0.1", self.m.https_port), timeout=10)
+                s2 = ctx.wrap_socket(raw, server_hostname="a.test", session=sess)
+                self.assertTrue(s2.session_reused)
+                h2 = M.H1Client(s2)
+                h2.request("GET", "/resumed", "a.test")
+                self.assertEqual(h2.read_response().status, 200)
+                h2.close()
+
     def test_tls12_stays_with_openssl(self):
         ctx = M.tls_context(self.m.ca, max_version=ssl.TLSVersion.TLSv1_2)
         s = M.tls_connect(self.m, "a.test", ctx=ctx)
