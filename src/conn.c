@@ -372,7 +372,10 @@ void conn_close_after_write(struct conn *c, bool linger)
 		return;
 	if (!c->close_after_write) {
 		c->close_after_write = true;
-		c->linger = linger || c->in_len > 0 || tls_has_more(c);
+		/* unread bytes of any kind, even part of a record, would make
+		 * the close a reset */
+		c->linger = linger || c->in_len > 0 || c->io.rlen > 0 ||
+			    (c->ssl != NULL && SSL_has_pending(c->ssl));
 		c->state = CONN_CLOSING;
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
@@ -513,9 +516,10 @@ static bool rec_fill(struct conn *c)
 	unsigned char type, alert;
 	size_t size, n;
 
-	while (!c->peer_eof) {
+	/* below CONN_IN_CAP a whole record always fits (WORKER_BUF's slack) */
+	while (!c->peer_eof && c->in_len < CONN_IN_CAP) {
 		size = tls13_record_size(c->io.rp, c->io.rlen);
-		if (size == 0 || CONN_IN_CAP - c->in_len < size)
+		if (size == 0)
 			break;
 		if (tls13_open(c->rec, c->io.rp, size, c->in + c->in_len, &type, &n, &alert) != 0)
 			return rec_fatal(c, alert);
@@ -524,13 +528,14 @@ static bool rec_fill(struct conn *c)
 		if (type == TLS13_APPDATA) {
 			c->in_len += n;
 		} else if (type == TLS13_HANDSHAKE) {
-			if (tls13_post_handshake(c->rec, (unsigned char *)c->in + c->in_len, n, &c->out,
+			if (tls13_post_handshake(c->rec, (unsigned char *)c->in + c->in_len, n,
 						 &alert) != 0)
 				return rec_fatal(c, alert);
 		} else if (n != 2) {
 			return rec_fatal(c, TLS13_A_DECODE_ERROR);
 		} else if (c->in[c->in_len + 1] == TLS13_A_CLOSE_NOTIFY) {
-			c->peer_eof = true; /* what follows it is ignored */
+			c->peer_eof = true;
+			c->io.rlen = 0; /* what follows it is ignored */
 		} else if (c->in[c->in_len + 1] != 90) { /* user_canceled is a warning */
 			conn_abort(c); /* the client's fatal alert: nothing to answer */
 			return false;
@@ -554,12 +559,8 @@ static bool tls_fill(struct conn *c)
 	if (c->in == NULL)
 		c->in = worker_buf_get(c->w);
 	if (c->rec != NULL) {
-		size_t before = c->out.len;
-
 		if (!rec_fill(c))
 			return false;
-		if (c->out.len > before)
-			mark_dirty(c); /* a KeyUpdate answered */
 		keep_leftover(c);
 		return true;
 	}
@@ -575,6 +576,7 @@ static bool tls_fill(struct conn *c)
 			break;
 		if (err == SSL_ERROR_ZERO_RETURN) {
 			c->peer_eof = true;
+			c->io.rlen = 0; /* what follows close_notify is ignored */
 			break;
 		}
 		ERR_clear_error();
@@ -590,6 +592,8 @@ static bool tls_fill(struct conn *c)
  * record, for moat's record layer); the socket is not read meanwhile. */
 static bool tls_has_more(const struct conn *c)
 {
+	if (c->peer_eof)
+		return false; /* nothing after the end is read */
 	if (c->rec != NULL)
 		return tls13_record_size(c->io.rp, c->io.rlen) > 0;
 	return c->ssl != NULL && (c->io.rlen > 0 || SSL_pending(c->ssl) > 0);
@@ -598,9 +602,6 @@ static bool tls_has_more(const struct conn *c)
 /* ... and c->in has room for it now. */
 static bool can_fill(const struct conn *c)
 {
-	if (c->rec != NULL)
-		return tls_has_more(c) &&
-		       CONN_IN_CAP - c->in_len >= tls13_record_size(c->io.rp, c->io.rlen);
 	return c->in_len < CONN_IN_CAP && tls_has_more(c);
 }
 
@@ -747,8 +748,15 @@ const char *conn_tls_version(const struct conn *c)
 void conn_drain(struct conn *c)
 {
 	c->drain = true;
-	if (c->state == CONN_HANDSHAKE || (c->state == CONN_IDLE && c->in_len == 0))
+	if (c->state == CONN_HANDSHAKE) {
 		conn_abort(c);
+	} else if (c->state == CONN_IDLE && c->in_len == 0) {
+		/* the last answer may still be on its way out */
+		if (conn_pending(c) > 0)
+			conn_close_after_write(c, false);
+		else
+			conn_abort(c);
+	}
 }
 
 static void peer_name(struct conn *c)

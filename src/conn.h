@@ -25,7 +25,7 @@ struct gen;
 struct conf_site;
 struct exchange;
 
-#define CONN_IN_CAP 65536        /* plaintext input buffer (== WORKER_BUF) */
+#define CONN_IN_CAP 65536        /* plaintext input (the buffer has a record of slack) */
 #define CONN_HIGH_WATER (256 * 1024) /* pause the other side above this */
 #define CONN_LOW_WATER (64 * 1024)   /* resume below this */
 #define CONN_PT_STAGE 16384          /* TLS plaintext staged per record */

@@ -629,6 +629,7 @@ void forward_tunnel_input(struct exchange *x)
 	if (c->peer_eof) {
 		/* Pass the half-close on after the queued bytes; what the
 		 * upstream still sends flows back until it closes too. */
+		conn_want_read(c, false);
 		up_shutdown(x->u);
 		conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 		return;

@@ -23,6 +23,9 @@
 #define TAG 16
 #define IV_LEN 12
 #define KEY_UPDATE 24
+/* KeyUpdates a client may send without application data in between: each
+ * costs a key derivation, and a client has no reason to send many. */
+#define MAX_KEY_UPDATES 32
 
 enum suite_id { AES128_GCM, AES256_GCM, CHACHA20, NSUITES };
 
@@ -67,6 +70,8 @@ struct tls13 {
 	const struct suite *s;
 	struct direction rd;     /* client to server */
 	struct direction wr;     /* server to client */
+	bool owe_update;         /* the client asked for a KeyUpdate in return */
+	unsigned updates;        /* KeyUpdates since the client's last data */
 };
 
 /* HMAC (RFC 2104) with a key no longer than the hash, over the fetched
@@ -217,6 +222,9 @@ struct tls13 *tls13_take_over(SSL *ssl, const struct tls13_secrets *sec,
 		written++;
 		off += n;
 	}
+	/* the tickets are the only records expected there */
+	if (written > SSL_get_num_tickets(ssl))
+		return NULL;
 	return tls13_new(SSL_CIPHER_get_protocol_id(c), sec, written);
 }
 
@@ -256,12 +264,22 @@ void tls13_free(struct tls13 *t)
 int tls13_seal(struct tls13 *t, unsigned char type, const void *data, size_t len,
 	       struct outbuf *out)
 {
+	static const unsigned char ours[] = { KEY_UPDATE, 0, 0, 1, 0 }; /* not requested */
 	const unsigned char *p = data;
 	unsigned char n[IV_LEN];
 	unsigned char *r;
 	size_t k;
 	int l;
 
+	/* The KeyUpdate a client asked for goes before the next application
+	 * data, under the old key; then the write key moves (4.6.3). However
+	 * many requests came, one answer is owed. */
+	if (t->owe_update && type == TLS13_APPDATA) {
+		t->owe_update = false;
+		if (tls13_seal(t, TLS13_HANDSHAKE, ours, sizeof(ours), out) != 0 ||
+		    update(t->s, &t->wr) != 0)
+			return MOAT_ETLS;
+	}
 	do {
 		k = len < MAX_PLAIN ? len : MAX_PLAIN;
 		if (t->wr.seq == UINT64_MAX)
@@ -335,13 +353,14 @@ int tls13_open(struct tls13 *t, const char *buf, size_t size, char *dst, unsigne
 	/* zero-length fragments are only allowed for application data */
 	if (*n == 0 && *type != TLS13_APPDATA)
 		return fail(alert, TLS13_A_UNEXPECTED_MESSAGE);
+	if (*type == TLS13_APPDATA && *n > 0)
+		t->updates = 0;
 	return 0;
 }
 
 int tls13_post_handshake(struct tls13 *t, const unsigned char *msg, size_t len,
-			 struct outbuf *out, unsigned char *alert)
+			 unsigned char *alert)
 {
-	static const unsigned char ours[] = { KEY_UPDATE, 0, 0, 1, 0 }; /* not requested */
 	size_t body;
 
 	while (len > 0) {
@@ -362,14 +381,12 @@ int tls13_post_handshake(struct tls13 *t, const unsigned char *msg, size_t len,
 		 * the same record (5.1) */
 		if (len != 5)
 			return fail(alert, TLS13_A_UNEXPECTED_MESSAGE);
+		if (++t->updates > MAX_KEY_UPDATES)
+			return fail(alert, TLS13_A_UNEXPECTED_MESSAGE);
 		if (update(t->s, &t->rd) != 0)
 			return fail(alert, TLS13_A_INTERNAL_ERROR);
-		if (msg[4] == 1) {
-			/* answer under the current key, then move on (4.6.3) */
-			if (tls13_seal(t, TLS13_HANDSHAKE, ours, sizeof(ours), out) != 0 ||
-			    update(t->s, &t->wr) != 0)
-				return fail(alert, TLS13_A_INTERNAL_ERROR);
-		}
+		if (msg[4] == 1)
+			t->owe_update = true; /* answered by tls13_seal */
 		msg += 5;
 		len -= 5;
 	}

@@ -77,7 +77,8 @@ struct tls13 *tls13_new(uint16_t suite, const struct tls13_secrets *sec, uint64_
 void tls13_free(struct tls13 *t);
 
 /* Protect len bytes of content type type as records (at most 2^14 bytes
- * each) appended to out. Returns 0, or MOAT_ETLS when the cipher failed
+ * each) appended to out, after a KeyUpdate the client asked for (see
+ * tls13_post_handshake). Returns 0, or MOAT_ETLS when the cipher failed
  * or the sequence number is exhausted (the connection must close). */
 int tls13_seal(struct tls13 *t, unsigned char type, const void *data, size_t len,
 	       struct outbuf *out);
@@ -96,10 +97,12 @@ int tls13_open(struct tls13 *t, const char *buf, size_t size, char *dst, unsigne
 
 /*
  * Handle the handshake messages of one record (post-handshake: KeyUpdate
- * only). A KeyUpdate that asks for one in return queues it in out.
- * Returns 0, or MOAT_ETLS with *alert set.
+ * only). A KeyUpdate that asks for one in return makes the next
+ * application-data tls13_seal send moat's KeyUpdate first (one however many
+ * were asked for). More than 32 KeyUpdates without application data in
+ * between are refused. Returns 0, or MOAT_ETLS with *alert set.
  */
 int tls13_post_handshake(struct tls13 *t, const unsigned char *msg, size_t len,
-			 struct outbuf *out, unsigned char *alert);
+			 unsigned char *alert);
 
 #endif

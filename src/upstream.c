@@ -256,8 +256,9 @@ static int write_framed(struct uconn *u, const void *data, size_t len, bool chun
 		total += parts[k].len;
 	if (up_pending(u) == 0)
 		rc = uv_try_write((uv_stream_t *)&u->tcp, parts, (unsigned)nparts);
-	if (rc < 0 && rc != UV_EAGAIN)
-		return MOAT_EIO;
+	/* A failure (a pooled connection the upstream had reset) is left to
+	 * uv_write, which reports it through on_write -> cb->error, where the
+	 * exchange may retry on a fresh connection. */
 	skip = rc > 0 ? (size_t)rc : 0;
 	if (skip == total)
 		return 0;

@@ -24,7 +24,10 @@ struct conn;
 struct pool;
 
 #define WORKER_RBUF 65536
-#define WORKER_BUF 65536      /* size of every buffer worker_buf_get hands out */
+/* Size of every buffer worker_buf_get hands out: 64 KiB of input (CONN_IN_CAP,
+ * UCONN_IN_CAP) and the slack for one more TLS record, so that moat's TLS 1.3
+ * layer can always open a whole record while the input is below 64 KiB. */
+#define WORKER_BUF (65536 + 16384 + 256 + 5)
 #define WORKER_BUF_CACHE 16   /* free buffers a worker keeps for reuse */
 
 struct listener {

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char dst[16384 + 256 + 64];
 	struct tls13_secrets a, b;
 	struct tls13 *server, *client;
-	struct outbuf rec = { 0 }, answer = { 0 };
+	struct outbuf rec = { 0 };
 	unsigned char type, alert;
 	uint16_t suite;
 	size_t hl, i, n, len, k;
@@ -94,13 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(type == kind && n == len && (len == 0 || memcmp(dst, p, len) == 0),
 		      "opened record differs from the sealed one");
 		if (type == TLS13_HANDSHAKE) {
-			answer.len = 0;
-			if (tls13_post_handshake(server, (unsigned char *)dst, n, &answer, &alert) != 0)
+			if (tls13_post_handshake(server, (unsigned char *)dst, n, &alert) != 0)
 				dead = true;
 		}
 	}
 	outbuf_free(&rec);
-	outbuf_free(&answer);
 	tls13_free(server);
 	tls13_free(client);
 	return 0;

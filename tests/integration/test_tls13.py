@@ -25,6 +25,7 @@ import threading
 import time
 
 import moatlib as M
+from test_tunnel import HalfCloseUpstream
 
 OPENSSL = os.environ.get("OPENSSL", "openssl")
 SUITES_13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
@@ -289,6 +290,71 @@ class TLS13(M.MoatTestCase):
                 h2.request("GET", "/resumed", "a.test")
                 self.assertEqual(h2.read_response().status, 200)
                 h2.close()
+
+    def test_close_notify_then_more_in_a_tunnel_does_not_hang_the_worker(self):
+        """Review finding: close_notify followed by one more record in the same
+        write, on a tunnel, kept the only worker spinning; bytes after
+        close_notify are now dropped. Both record layers (1.3 moat's, 1.2
+        OpenSSL's)."""
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                up = HalfCloseUpstream(self)
+                m = self.moat({"tun.test": M.site("http://127.0.0.1:%d" % up.port),
+                               "a.test": M.site(self.up)}, workers=1)
+                ctx = M.tls_context(m.ca, min_version=version, max_version=version)
+                raw = socket.create_connection(("127.0.0.1", m.https_port), timeout=10)
+                self.addCleanup(raw.close)
+                inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+                t = ctx.wrap_bio(inc, out, server_hostname="tun.test")
+                while True:
+                    try:
+                        t.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        raw.sendall(out.read())
+                        inc.write(raw.recv(65536))
+                raw.sendall(out.read())
+                t.write(b"GET /t HTTP/1.1\r\nHost: tun.test\r\nConnection: Upgrade\r\n"
+                        b"Upgrade: testproto\r\n\r\n")
+                raw.sendall(out.read())
+                got = b""
+                while b" 101 " not in got:
+                    inc.write(raw.recv(65536))
+                    try:
+                        got += t.read(65536)
+                    except ssl.SSLWantReadError:
+                        pass
+                t.write(b"hello")
+                try:
+                    t.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+                # close_notify, then an empty application-data record
+                raw.sendall(out.read() + b"\x17\x03\x03\x00\x00")
+                # the only worker must still answer others
+                r = M.curl(m, "a.test", "/after-close-notify", timeout=15)
+                self.assertEqual(r.status, 200, "the worker no longer answers: %s" % r.err)
+                m.assert_alive()
+
+    def test_large_head_over_tls13_within_the_limit(self):
+        """Review finding: with header_size above about 48 KiB, a head that
+        big never completed over TLS 1.3 (a whole record had to fit in what
+        was left of the input buffer) and ended in a 408."""
+        self.m.stop()
+        m = M.Moat(self)
+        m.start(m.config({"a.test": M.site(self.up, default=True)},
+                         limits={"header_size": "64KiB"}))
+        s = M.tls_connect(m, "a.test", ctx=M.tls_context(m.ca, min_version=ssl.TLSVersion.TLSv1_3))
+        h = M.H1Client(s)
+        filler = [("X-Filler-%d" % i, "v" * 1000) for i in range(52)]  # about 53 KB of head
+        body = os.urandom(30000)
+        h.request("POST", "/bighead", "a.test", headers=filler, body=body)
+        r = h.read_response(timeout=30)
+        self.assertEqual(r.status, 200)
+        got = self.up.find("/bighead")
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0].body, body)
+        h.close()
 
     def test_tls12_stays_with_openssl(self):
         ctx = M.tls_context(self.m.ca, max_version=ssl.TLSVersion.TLSv1_2)

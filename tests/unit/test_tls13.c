@@ -221,8 +221,9 @@ static void test_outer_record_rules(void **state)
 	free_pair(&p);
 }
 
-/* The client asks for a KeyUpdate: the server moves its read key, answers
- * with its own KeyUpdate under the old write key, then moves that too. */
+/* The client asks for a KeyUpdate: the server moves its read key at once;
+ * its own KeyUpdate goes before its next application data, under the old
+ * write key, which moves right after. Many requests get one answer. */
 static void test_key_update_requested(void **state)
 {
 	static const unsigned char ku_req[] = { 24, 0, 0, 1, 1 };
@@ -237,24 +238,28 @@ static void test_key_update_requested(void **state)
 		assert_int_equal(tls13_seal(p.client, TLS13_HANDSHAKE, ku_req, sizeof(ku_req), &o), 0);
 		assert_int_equal(open_first(p.server, &o, dst, &type, &n, &alert), 0);
 		assert_int_equal(type, TLS13_HANDSHAKE);
-		assert_int_equal(tls13_post_handshake(p.server, (unsigned char *)dst, n, &answer,
-						      &alert), 0);
-		/* the answer: KeyUpdate(update_not_requested), old key */
+		assert_int_equal(tls13_post_handshake(p.server, (unsigned char *)dst, n, &alert), 0);
+		/* nothing is sent until there is application data */
+		assert_int_equal(answer.len, 0);
+		assert_int_equal(tls13_seal(p.server, TLS13_APPDATA, "after", 5, &answer), 0);
+		/* first the answer: KeyUpdate(update_not_requested), old key */
 		assert_int_equal(open_first(p.client, &answer, dst, &type, &n, &alert), 0);
 		assert_int_equal(type, TLS13_HANDSHAKE);
 		assert_int_equal(n, 5);
 		assert_int_equal((unsigned char)dst[0], 24);
 		assert_int_equal(dst[4], 0);
-		assert_int_equal(tls13_post_handshake(p.client, (unsigned char *)dst, n, &answer,
-						      &alert), 0);
-		assert_int_equal(answer.len, 0); /* not requested: no reply */
-		/* the server now writes with the next key, which the client
-		 * follows after reading the KeyUpdate */
-		assert_int_equal(tls13_seal(p.server, TLS13_APPDATA, "after", 5, &o), 0);
-		assert_int_equal(open_first(p.client, &o, dst, &type, &n, &alert), 0);
+		assert_int_equal(tls13_post_handshake(p.client, (unsigned char *)dst, n, &alert), 0);
+		/* then the data, under the next key, which the client follows */
+		assert_int_equal(open_first(p.client, &answer, dst, &type, &n, &alert), 0);
+		assert_int_equal(type, TLS13_APPDATA);
 		assert_memory_equal(dst, "after", 5);
-		/* and reads with the next key: the client, which has not moved
-		 * its own write key, is no longer understood */
+		assert_int_equal(answer.len, 0);
+		/* only one answer was owed */
+		assert_int_equal(tls13_seal(p.server, TLS13_APPDATA, "again", 5, &answer), 0);
+		assert_int_equal(open_first(p.client, &answer, dst, &type, &n, &alert), 0);
+		assert_int_equal(type, TLS13_APPDATA);
+		/* and the server reads with the next key: the client, which has
+		 * not moved its own write key, is no longer understood */
 		assert_int_equal(tls13_seal(p.client, TLS13_APPDATA, "stale", 5, &o), 0);
 		assert_int_equal(open_first(p.server, &o, dst, &type, &n, &alert), MOAT_ETLS);
 		assert_int_equal(alert, TLS13_A_BAD_RECORD_MAC);
@@ -262,6 +267,30 @@ static void test_key_update_requested(void **state)
 	}
 	outbuf_free(&o);
 	outbuf_free(&answer);
+}
+
+/* Requests for a KeyUpdate in a row make one answer; more than 32 KeyUpdates
+ * without application data in between are refused (each costs a key
+ * derivation; a flood must not cost memory or CPU without end). */
+static void test_key_update_flood(void **state)
+{
+	static const unsigned char ku_req[] = { 24, 0, 0, 1, 1 };
+	struct outbuf o = { 0 };
+	unsigned char alert = 0;
+	struct pair p;
+	int i;
+
+	make_pair(&p, 0x1301);
+	for (i = 0; i < 32; i++)
+		assert_int_equal(tls13_post_handshake(p.server, ku_req, sizeof(ku_req), &alert), 0);
+	assert_int_equal(tls13_post_handshake(p.server, ku_req, sizeof(ku_req), &alert), MOAT_ETLS);
+	assert_int_equal(alert, TLS13_A_UNEXPECTED_MESSAGE);
+	/* one KeyUpdate owed, not 32 */
+	assert_int_equal(tls13_seal(p.server, TLS13_APPDATA, "x", 1, &o), 0);
+	/* a KeyUpdate record (5-byte message) and the data record */
+	assert_int_equal(o.len, (5 + 5 + 1 + 16) + (5 + 1 + 1 + 16));
+	free_pair(&p);
+	outbuf_free(&o);
 }
 
 static void test_post_handshake_rules(void **state)
@@ -287,10 +316,9 @@ static void test_post_handshake_rules(void **state)
 	for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		make_pair(&p, 0x1301);
 		alert = 0;
-		assert_int_equal(tls13_post_handshake(p.server, bad[k].msg, bad[k].len, &o, &alert),
+		assert_int_equal(tls13_post_handshake(p.server, bad[k].msg, bad[k].len, &alert),
 				 MOAT_ETLS);
 		assert_int_equal(alert, bad[k].alert);
-		assert_int_equal(o.len, 0);
 		free_pair(&p);
 	}
 	outbuf_free(&o);
@@ -317,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_inner_plaintext_rules),
 		cmocka_unit_test(test_outer_record_rules),
 		cmocka_unit_test(test_key_update_requested),
+		cmocka_unit_test(test_key_update_flood),
 		cmocka_unit_test(test_post_handshake_rules),
 		cmocka_unit_test(test_unknown_suite_and_secret_length),
 	};
