@@ -59,10 +59,9 @@ class HalfCloseUpstream:
 
 
 class Tunnel(M.MoatTestCase):
-    def test_client_half_close_reaches_upstream_and_answer_comes_back(self):
-        up = HalfCloseUpstream(self)
-        moat = self.moat({HOST: M.site("http://127.0.0.1:%d" % up.port, redirect=False)})
-        payload = bytes(range(256)) * 4096  # 1 MiB, more than any one buffer
+    def upgrade(self, moat):
+        """A plain-http connection upgraded to a tunnel: (socket, bytes read,
+        the 101 head first)."""
         s = socket.create_connection(("127.0.0.1", moat.http_port), timeout=20)
         self.addCleanup(s.close)
         s.sendall(b"GET /t HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
@@ -73,6 +72,13 @@ class Tunnel(M.MoatTestCase):
             self.assertTrue(chunk, "moat closed before the 101: %r" % head)
             head += chunk
         self.assertEqual(M.parse_status(head), 101, head)
+        return s, head
+
+    def test_client_half_close_reaches_upstream_and_answer_comes_back(self):
+        up = HalfCloseUpstream(self)
+        moat = self.moat({HOST: M.site("http://127.0.0.1:%d" % up.port, redirect=False)})
+        payload = bytes(range(256)) * 4096  # 1 MiB, more than any one buffer
+        s, head = self.upgrade(moat)
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
         self.assertTrue(up.saw_eof.wait(20), "the upstream never saw the client's half-close")
@@ -93,16 +99,7 @@ class Tunnel(M.MoatTestCase):
         moat = self.moat({HOST: M.site("http://127.0.0.1:%d" % up.port, redirect=False)})
         plain = socket.create_connection(("127.0.0.1", moat.http_port), timeout=20)
         self.addCleanup(plain.close)
-        s = socket.create_connection(("127.0.0.1", moat.http_port), timeout=20)
-        self.addCleanup(s.close)
-        s.sendall(b"GET /t HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
-                  b"Upgrade: testproto\r\n\r\n" % HOST.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            self.assertTrue(chunk, "moat closed before the 101: %r" % head)
-            head += chunk
-        self.assertEqual(M.parse_status(head), 101, head)
+        s, _ = self.upgrade(moat)
 
         def timer_of(client):
             port = client.getsockname()[1]
