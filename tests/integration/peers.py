@@ -147,6 +147,49 @@ class Stream:
         self.sock.sendall(data)
 
 
+class UpgradeUpstream:
+    """Accepts one connection, answers its Upgrade request with 101, then
+    hands the socket and any bytes that came after the head to tunnel()
+    (subclasses), on its own thread. stop() runs at the owner's cleanup."""
+
+    def __init__(self, owner):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.error = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        owner.addCleanup(self.stop)
+
+    def tunnel(self, conn, rest):
+        raise NotImplementedError  # subclasses say what the tunnel does
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(20)
+            try:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                             b"Connection: Upgrade\r\nUpgrade: testproto\r\n\r\n")
+                self.tunnel(conn, head.split(b"\r\n\r\n", 1)[1])
+            except OSError as e:
+                self.error = e
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(10)
+
+
 def hget(headers, name):
     """Last value of header name (case-insensitive) or None."""
     name = name.lower()

@@ -9,59 +9,31 @@ was. The timer now counts from the upstream's last bytes.
 """
 
 import socket
-import threading
 import time
 
 import moatlib as M
+from peers import UpgradeUpstream
 
 HOST = "tun.localhost"
 TICKS = 12
 GAP = 0.4  # seconds between ticks; TICKS * GAP is well over timeouts.idle
 
 
-class TickingUpstream:
+class TickingUpstream(UpgradeUpstream):
     """Answers an Upgrade with 101, reads until the client's EOF, then sends
     a tick every GAP seconds and closes."""
 
     def __init__(self, owner):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
         self.sent = 0
-        self.error = None
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-        owner.addCleanup(self.stop)
+        super().__init__(owner)
 
-    def serve(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(20)
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
-                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
-                             b"Connection: Upgrade\r\nUpgrade: testproto\r\n\r\n")
-                while conn.recv(65536):
-                    pass
-                for i in range(TICKS):
-                    time.sleep(GAP)
-                    conn.sendall(b"tick %d\n" % i)
-                    self.sent += 1
-            except OSError as e:
-                self.error = e
-
-    def stop(self):
-        self.sock.close()
-        self.thread.join(10)
+    def tunnel(self, conn, rest):
+        while conn.recv(65536):
+            pass
+        for i in range(TICKS):
+            time.sleep(GAP)
+            conn.sendall(b"tick %d\n" % i)
+            self.sent += 1
 
 
 class TunnelAfterHalfClose(M.MoatTestCase):

@@ -9,53 +9,29 @@ import subprocess
 import threading
 
 import moatlib as M
+from peers import UpgradeUpstream
 
 HOST = "tun.localhost"
 
 
-class HalfCloseUpstream:
+class HalfCloseUpstream(UpgradeUpstream):
     """Answers an Upgrade with 101, echoes what it gets until EOF, then sends
     a farewell (after the client's half-close) and closes."""
 
     def __init__(self, owner):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
         self.received = b""
         self.saw_eof = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-        owner.addCleanup(self.stop)
+        super().__init__(owner)
 
-    def serve(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(20)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            rest = head.split(b"\r\n\r\n", 1)[1]
-            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
-                         b"Connection: Upgrade\r\nUpgrade: testproto\r\n\r\n")
-            self.received = rest
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                self.received += chunk
-            self.saw_eof.set()
-            conn.sendall(b"farewell after your EOF: %d bytes" % len(self.received))
-
-    def stop(self):
-        self.sock.close()
-        self.thread.join(5)
+    def tunnel(self, conn, rest):
+        self.received = rest
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            self.received += chunk
+        self.saw_eof.set()
+        conn.sendall(b"farewell after your EOF: %d bytes" % len(self.received))
 
 
 class Tunnel(M.MoatTestCase):
