@@ -3,7 +3,9 @@
  * touching anything, and show what each site exposes to whom.
  */
 #include "cli.h"
+#include "clientcert.h"
 #include "conf.h"
+#include "confprint.h"
 #include "tls.h"
 
 #include <stdio.h>
@@ -16,8 +18,8 @@ static void usage(void)
 	       "Validate FILE without starting anything. Prints every error as\n"
 	       "FILE:LINE:COL with what would be valid and exits 1, or prints a table\n"
 	       "of the sites (host, certificate, upstreams, who can reach it) and exits 0.\n"
-	       "Certificate and key files are loaded and matched; the internal CA is not\n"
-	       "created (moat run does that).\n");
+	       "Certificate and key files are loaded and matched, client CA and CRL files\n"
+	       "are loaded and checked; the internal CA is not created (moat run does that).\n");
 }
 
 static void print_errors(const char *errs)
@@ -54,7 +56,19 @@ int cli_check(int argc, char **argv)
 	}
 	for (i = 0; i < c->nsites; i++) {
 		const struct conf_site *s = &c->sites[i];
+		struct client_trust *t;
 
+		if (s->clients != CONF_CLIENTS_OFF) {
+			t = client_trust_new(s, &why);
+			if (t == NULL) {
+				fprintf(stderr, "%s:%d:%d: site \"%s\": %s\n", c->file, s->line,
+					s->col, s->host, why);
+				free(why);
+				why = NULL;
+				bad++;
+			}
+			client_trust_free(t);
+		}
 		if (s->tls != CONF_TLS_FILES)
 			continue;
 		if (tls_check_pair(s->cert_file, s->key_file, &why) != 0) {
@@ -66,7 +80,7 @@ int cli_check(int argc, char **argv)
 		}
 	}
 	if (bad == 0)
-		conf_print_table(c, stdout);
+		confprint_table(c, stdout);
 	conf_free(c);
 	return bad ? 1 : 0;
 }

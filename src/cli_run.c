@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "gen.h"
 #include "log.h"
+#include "revoke.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
@@ -23,11 +24,13 @@
 #include <uv.h>
 
 #define REFRESH_MS (3600ull * 1000) /* internal certificates are checked this often */
+#define REVOKE_POLL_MS 250          /* revocation lists: applied within a second */
 
 struct control {
 	uv_loop_t *loop;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t refresh;
+	uv_timer_t revoke;
 	uv_async_t stopped;
 	const char *file;    /* NULL: the built-in demo */
 	char *demo_data;
@@ -115,6 +118,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	log_info("%s: stopping (in-flight requests may finish; send it again to stop at once)", name);
 	workers_stop(false);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
+	uv_close((uv_handle_t *)&ctl->revoke, NULL);
 	/* The signals stay handled until the workers are gone (on_stopped):
 	 * closing the last handle of a signal restores its default action, and
 	 * SIGHUP's (a log rotation's reload, say) would kill the draining process. */
@@ -171,6 +175,14 @@ static void on_refresh(uv_timer_t *t)
 	gen_unref(ctl->gen);
 	ctl->gen = g;
 	log_info("renewed internal certificates");
+}
+
+/* A revoked client certificate must stop working within a second, on live
+ * connections too. */
+static void on_revoke_poll(uv_timer_t *t)
+{
+	if (revoke_refresh() > 0)
+		workers_poke();
 }
 
 static void announce(const struct control *ctl)
@@ -247,6 +259,7 @@ int cli_run(int argc, char **argv)
 		return 1;
 	}
 	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = ctl.refresh.data = &ctl;
+	ctl.revoke.data = &ctl;
 	uv_signal_init(ctl.loop, &ctl.sigterm);
 	uv_signal_init(ctl.loop, &ctl.sigint);
 	uv_signal_init(ctl.loop, &ctl.sighup);
@@ -255,6 +268,8 @@ int cli_run(int argc, char **argv)
 	uv_signal_start(&ctl.sigint, on_stop_signal, SIGINT);
 	uv_signal_start(&ctl.sighup, on_hup, SIGHUP);
 	uv_timer_start(&ctl.refresh, on_refresh, REFRESH_MS, REFRESH_MS);
+	uv_timer_init(ctl.loop, &ctl.revoke);
+	uv_timer_start(&ctl.revoke, on_revoke_poll, REVOKE_POLL_MS, REVOKE_POLL_MS);
 	announce(&ctl);
 	uv_run(ctl.loop, UV_RUN_DEFAULT);
 	workers_join();

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "confaccess.h"
 #include "confdoc.h"
 #include "confval.h"
 #include "fsutil.h"
@@ -329,17 +330,11 @@ static void parse_to(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 static void check_readable(struct ctx *x, const yaml_node_t *n, const char *what,
 			   const char *path)
 {
-	struct stat st;
-	int fd;
+	char *why = NULL;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err(x, n, "cannot read %s file \"%s\": %s", what, path, strerror(errno));
-		return;
-	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
-		err(x, n, "%s file \"%s\" is not a regular file", what, path);
-	close(fd);
+	if (confval_check_readable(what, path, &why) < 0)
+		err(x, n, "%s", why);
+	free(why);
 }
 
 static void parse_tls(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
@@ -431,8 +426,10 @@ static void parse_hsts(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 			    const yaml_node_t *n, struct conf_site *s)
 {
-	static const char *const keys[] = { "to", "tls", "default", "redirect", "hsts" };
-	struct confdoc_field f[5];
+	static const char *const keys[] = {
+		"to", "tls", "default", "redirect", "hsts", CONFACCESS_KEYS
+	};
+	struct confdoc_field f[5 + CONFACCESS_NKEYS];
 	char *what, *where;
 
 	what = xasprintf("site \"%s\"", s->host);
@@ -442,7 +439,7 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 	if (confdoc_is_null(n))
 		memset(f, 0, sizeof(f));
 	else if (!confdoc_fields(&x->d, n, what, where, "{ to: \"http://127.0.0.1:9000\" }",
-				 keys, 5, f))
+				 keys, 5 + CONFACCESS_NKEYS, f))
 		goto out;
 	if (f[0].val != NULL)
 		parse_to(x, f[0].val, s);
@@ -464,6 +461,7 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 		site_bool(x, f[3].val, "redirect", s, &s->redirect);
 	if (f[4].val != NULL)
 		parse_hsts(x, f[4].val, s);
+	confaccess_site(&x->d, x->dir, x->c->data, x->d.name, f + 5, s);
 out:
 	free(where);
 	free(what);
@@ -816,6 +814,7 @@ void conf_free(struct conf *c)
 		free(s->host);
 		free(s->cert_file);
 		free(s->key_file);
+		confaccess_free(s);
 	}
 	free(c->sites);
 	free_addrs(c->http, c->nhttp);
@@ -856,122 +855,4 @@ fallback:
 	s = c->default_site;
 out:
 	return s;
-}
-
-/* ---- moat check ------------------------------------------------------ */
-
-#define NCOLS 4
-
-static void print_addrs(FILE *out, const char *proto, const struct conf_addr *a,
-			size_t n)
-{
-	size_t i;
-
-	fprintf(out, "%s ", proto);
-	for (i = 0; i < n; i++)
-		fprintf(out, "%s%s", i ? ", " : "", a[i].text);
-}
-
-/* What the http listener does: redirect, plain http, or a mix. */
-static void print_http_mode(const struct conf *c, FILE *out)
-{
-	size_t i, plain = 0;
-	bool first = true;
-
-	for (i = 0; i < c->nsites; i++)
-		plain += !c->sites[i].redirect;
-	if (plain == 0) {
-		fputs(" (redirects to https)", out);
-		return;
-	}
-	if (plain == c->nsites) {
-		fputs(" (plain http)", out);
-		return;
-	}
-	fputs(" (redirects to https; plain http for ", out);
-	for (i = 0; i < c->nsites; i++) {
-		if (c->sites[i].redirect)
-			continue;
-		fprintf(out, "%s%s", first ? "" : ", ", c->sites[i].host);
-		first = false;
-	}
-	fputs(")", out);
-}
-
-/* The four cells of one site's row (heap strings). */
-static void site_cells(const struct conf *c, const struct conf_site *s,
-		       char *cell[NCOLS])
-{
-	char *ups, *t;
-	size_t i;
-
-	cell[0] = xasprintf("%s%s", s->host, s->is_default ? " (default)" : "");
-	if (s->tls == CONF_TLS_FILES)
-		cell[1] = xasprintf("files: %s", s->cert_file);
-	else
-		cell[1] = xstrdup("internal CA");
-	ups = xstrdup(s->welcome ? "welcome page" : "");
-	for (i = 0; i < s->nup; i++) {
-		t = xasprintf("%s%s%s", ups, i ? ", " : "", s->up[i].url);
-		free(ups);
-		ups = t;
-	}
-	cell[2] = ups;
-	/* Sites cannot restrict who reaches them yet (client certificates and
-	 * IP rules come later), so every site is open to anyone; say so
-	 * plainly rather than leave the column out. */
-	if (c->nhttp == 0)
-		cell[3] = xstrdup("anyone, https only");
-	else if (s->redirect)
-		cell[3] = xstrdup("anyone, https only (http redirects)");
-	else
-		cell[3] = xstrdup("anyone, https and plain http");
-}
-
-void conf_print_table(const struct conf *c, FILE *out)
-{
-	static const char *const head[NCOLS] = {
-		"SITE", "CERTIFICATE", "UPSTREAMS", "EXPOSED TO"
-	};
-	size_t width[NCOLS], i, j, len;
-	char *(*cells)[NCOLS];
-
-	fputs("listeners: ", out);
-	print_addrs(out, "https", c->https, c->nhttps);
-	fputs("; ", out);
-	if (c->nhttp == 0) {
-		fputs("http off", out);
-	} else {
-		print_addrs(out, "http", c->http, c->nhttp);
-		print_http_mode(c, out);
-	}
-	fprintf(out, "\nworkers: %u   data: %s   access log: %s\n\n", c->workers, c->data,
-		c->access_log);
-
-	cells = xcalloc(c->nsites, sizeof(*cells));
-	for (j = 0; j < NCOLS; j++)
-		width[j] = strlen(head[j]);
-	for (i = 0; i < c->nsites; i++) {
-		site_cells(c, &c->sites[i], cells[i]);
-		for (j = 0; j < NCOLS; j++) {
-			len = strlen(cells[i][j]);
-			if (len > width[j])
-				width[j] = len;
-		}
-	}
-	for (i = 0; i <= c->nsites; i++) {
-		for (j = 0; j < NCOLS; j++) {
-			const char *cell = i == 0 ? head[j] : cells[i - 1][j];
-
-			if (j + 1 < NCOLS)
-				fprintf(out, "%-*s  ", (int)width[j], cell);
-			else
-				fprintf(out, "%s\n", cell);
-		}
-	}
-	for (i = 0; i < c->nsites; i++) {
-		for (j = 0; j < NCOLS; j++)
-			free(cells[i][j]);
-	}
-	free(cells);
 }

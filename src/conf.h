@@ -36,6 +36,14 @@ enum conf_tls {
 	CONF_TLS_FILES,        /* operator-provided cert + key files */
 };
 
+enum conf_clients {
+	CONF_CLIENTS_OFF = 0,  /* no certificate is asked for */
+	CONF_CLIENTS_OPTIONAL, /* asked for; verified and passed upstream when given */
+	CONF_CLIENTS_REQUIRED, /* asked for; needed for every path not in public */
+};
+
+struct pathpat;
+
 struct conf_site {
 	char *host;        /* canonical lowercase name, may start with "*." */
 	int line, col;     /* where the site was declared (1-based) */
@@ -50,6 +58,13 @@ struct conf_site {
 	bool hsts;         /* Strict-Transport-Security on https (default true) */
 	uint32_t hsts_max_age; /* seconds, default 31536000 */
 	bool welcome;      /* built-in welcome page instead of upstreams (demo) */
+	/* who may enter (confaccess.c) */
+	enum conf_clients clients;
+	bool client_ca_moat; /* client_ca: moat (the default): moat's own client CA */
+	char *client_ca;   /* absolute PEM file of trusted CA certificates, or NULL (off) */
+	char *crl_file;    /* absolute PEM file of CRLs, or NULL */
+	struct pathpat **pub; /* public: entries that need no certificate */
+	size_t npub;
 };
 
 struct conf_timeouts {
@@ -102,9 +117,5 @@ void conf_free(struct conf *c);
 /* Site for a canonical host name: exact match first, then a "*." wildcard
  * matching exactly one leading label, then the default site; NULL if none. */
 const struct conf_site *conf_find_site(const struct conf *c, const char *host);
-
-/* The `moat check` table: per site host, certificate source, upstreams and
- * what is exposed to whom; listeners first. */
-void conf_print_table(const struct conf *c, FILE *out);
 
 #endif

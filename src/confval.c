@@ -6,12 +6,14 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -730,3 +732,22 @@ char *confval_abs_dir(const char *dir)
 	return out;
 }
 
+
+int confval_check_readable(const char *what, const char *path, char **why)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	*why = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*why = xasprintf("cannot read %s file \"%s\": %s", what, path, strerror(errno));
+		return MOAT_EIO;
+	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		*why = xasprintf("%s file \"%s\" is not a regular file", what, path);
+		rc = MOAT_EINVAL;
+	}
+	close(fd);
+	return rc;
+}

@@ -79,4 +79,9 @@ char *confval_path(const char *dir, const char *p);
  * empty). Heap string. */
 char *confval_abs_dir(const char *dir);
 
+/* An existing regular file this process can open for reading (the contents
+ * are checked by whoever loads it). Returns 0, or a negative code with *why
+ * naming what, the path and the reason (heap; caller frees). */
+int confval_check_readable(const char *what, const char *path, char **why);
+
 #endif

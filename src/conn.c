@@ -16,6 +16,7 @@
  * receive a reset that would destroy the response it is about to read.
  */
 #include "conn.h"
+#include "clientcert.h"
 #include "conf.h"
 #include "gen.h"
 #include "log.h"
@@ -87,6 +88,7 @@ static void on_handle_closed(uv_handle_t *h)
 	worker_conn_remove(c->w, c);
 	SSL_free(c->ssl);
 	tls13_free(c->rec);
+	client_id_free(c->client);
 	if (c->sec != NULL) {
 		OPENSSL_cleanse(c->sec, sizeof(*c->sec));
 		free(c->sec);
@@ -494,6 +496,8 @@ static bool handshake(struct conn *c)
 		return false;
 	}
 	c->tls_site = tls_site_of(c->ssl);
+	/* judged now, while OpenSSL still holds the certificate */
+	c->client = tls_client_id(c->gen->tls, c->tls_site, c->ssl);
 	c->state = CONN_IDLE;
 	take_over(c, mark);
 	return true;
@@ -820,4 +824,18 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 	c->head_start_ms = moat_now_ms();
 	conn_set_timer(c, c->gen->conf->t.header_ms);
 	update_reading(c);
+}
+
+void conn_check_revoked(struct conn *c)
+{
+	const struct client_trust *t;
+
+	if (c->client == NULL || c->closed)
+		return;
+	t = tls_site_trust(c->gen->tls, c->tls_site);
+	if (client_id_status(c->client, t) != CLIENT_REVOKED)
+		return;
+	log_info("closing the connection from %s: its client certificate \"%s\" (serial %s) "
+		 "was revoked", c->peer, client_id_name(c->client), client_id_serial(c->client));
+	conn_abort(c);
 }

@@ -24,6 +24,7 @@ struct worker;
 struct gen;
 struct conf_site;
 struct exchange;
+struct client_id;
 
 #define CONN_IN_CAP 65536        /* plaintext input (the buffer has a record of slack) */
 #define CONN_HIGH_WATER (256 * 1024) /* pause the other side above this */
@@ -56,6 +57,7 @@ struct conn {
 	struct conn *dprev, *dnext; /* worker's list of connections to flush */
 	bool dirty;               /* on that list */
 	const struct conf_site *tls_site; /* chosen by the handshake */
+	struct client_id *client;  /* certificate the client presented (owned), or NULL */
 	enum conn_state state;
 	bool reading;             /* uv_read_start is active */
 	bool want_read;           /* proxy wants input (not paused by backpressure) */
@@ -134,6 +136,10 @@ void conn_set_timer(struct conn *c, uint64_t ms);
 
 /* Negotiated protocol name ("TLSv1.3") or NULL for plain http. */
 const char *conn_tls_version(const struct conn *c);
+
+/* A revocation list changed: close c at once if the client certificate it
+ * was authenticated with is now revoked. */
+void conn_check_revoked(struct conn *c);
 
 /* Ask an idle connection to close (worker stopping); busy ones finish the
  * exchange first. */

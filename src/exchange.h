@@ -60,6 +60,7 @@ struct exchange {
 	uint64_t start_ms;
 	uint64_t bytes_in;
 	uint64_t bytes_out;
+	const char *access;      /* the client policy's decision (guard_access.h) or NULL */
 	bool logged;
 };
 
@@ -90,6 +91,9 @@ void proxy_drop_upstream(struct exchange *x);
  * with the next request. The caller must not touch x afterwards. */
 void proxy_respond(struct conn *c, struct exchange *x, int status, const char *body,
 		   const char *extra, bool close);
+/* As proxy_respond, with the body's media type. */
+void proxy_respond_ct(struct conn *c, struct exchange *x, int status, const char *ctype,
+		      const char *body, const char *extra, bool close);
 /* An error: answered with status before any response byte went out,
  * otherwise the connection is closed (x freed at once). Drops the upstream.
  * The caller must not touch x afterwards. */

@@ -105,6 +105,18 @@ static bool is_forwarding(struct h1_slice name)
 	       name_is(name, "x-real-ip") || name_is(name, "expect");
 }
 
+/* Only moat says who a client certificate belongs to: any header an
+ * upstream might read as such (X-Client-Cert, X-Client-Cert-Subject, ...)
+ * is dropped when a client sends it. */
+static bool is_client_cert(struct h1_slice name)
+{
+	static const char prefix[] = "x-client-cert";
+
+	return name.n >= sizeof(prefix) - 1 &&
+	       h1_slice_ieq_n((struct h1_slice){ name.p, sizeof(prefix) - 1 }, prefix,
+			      sizeof(prefix) - 1);
+}
+
 char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 {
 	const struct h1_msg *m = r->m;
@@ -124,7 +136,7 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 
 		/* framing is moat's: written below from what the parser decided */
 		if (h1_slice_ieq(h->name, "content-length") || h1_is_hop_by_hop(m, h->name) ||
-		    is_forwarding(h->name))
+		    is_forwarding(h->name) || is_client_cert(h->name))
 			continue;
 		sb_header(&s, h);
 	}
@@ -139,6 +151,10 @@ char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
 	sb_str(&s, ";host=\"");
 	sb_str(&s, r->host);
 	sb_str(&s, "\"\r\n");
+	if (r->cert_subject != NULL)
+		sb_line(&s, "X-Client-Cert-Subject: ", r->cert_subject);
+	if (r->cert_fingerprint != NULL)
+		sb_line(&s, "X-Client-Cert-Fingerprint: ", r->cert_fingerprint);
 	if (m->framing == H1_BODY_CHUNKED)
 		sb_str(&s, "Transfer-Encoding: chunked\r\n");
 	else if (m->framing == H1_BODY_LENGTH)

@@ -21,12 +21,15 @@ struct upstream_req {
 	const char *peer;       /* client address */
 	bool tls;               /* client came over https */
 	bool upgrade;           /* keep Connection: upgrade + Upgrade */
+	const char *cert_subject;     /* verified client certificate, or NULL */
+	const char *cert_fingerprint; /* its SHA-256, hex, or NULL */
 };
 
 /* The request head for the upstream: client's end-to-end headers in order,
- * hop-by-hop and client-sent forwarding headers removed, moat's
- * X-Forwarded-For/-Proto/-Host and Forwarded added, chunked framing
- * declared when the body is chunked. */
+ * hop-by-hop and client-sent forwarding and X-Client-Cert* headers removed,
+ * moat's X-Forwarded-For/-Proto/-Host and Forwarded added, the verified
+ * client certificate's X-Client-Cert-Subject/-Fingerprint when given,
+ * chunked framing declared when the body is chunked. */
 char *hdr_upstream_request(const struct upstream_req *r, size_t *len);
 
 struct client_resp {

@@ -223,6 +223,12 @@ void log_access(const struct access_rec *r)
 	n = put_str(line, cap, n, r->upstream, r->upstream ? strlen(r->upstream) : 0, FIELD_MAX);
 	n = putf(line, cap, n, ",\"tls\":");
 	n = put_str(line, cap, n, r->tls, r->tls ? strlen(r->tls) : 0, FIELD_MAX);
+	if (r->access != NULL) {
+		n = putf(line, cap, n, ",\"access\":");
+		n = put_str(line, cap, n, r->access, strlen(r->access), FIELD_MAX);
+		n = putf(line, cap, n, ",\"cert\":");
+		n = put_str(line, cap, n, r->cert, r->cert ? strlen(r->cert) : 0, FIELD_MAX);
+	}
 	if (n > cap)
 		n = cap;
 	line[n++] = '}';

@@ -34,6 +34,8 @@ struct access_rec {
 	uint64_t start_ms;    /* moat_now_ms() at request start */
 	const char *upstream; /* "127.0.0.1:9000" or NULL */
 	const char *tls;      /* "TLSv1.3" or NULL for plain http */
+	const char *access;   /* client policy decision ("allow:public", ...) or NULL */
+	const char *cert;     /* client certificate's name, or NULL */
 };
 
 /*

@@ -13,12 +13,15 @@
  */
 #include "proxy.h"
 #include "exchange.h"
+#include "clientcert.h"
 #include "conf.h"
 #include "conn.h"
 #include "gen.h"
+#include "guard_access.h"
 #include "h1.h"
 #include "headers.h"
 #include "log.h"
+#include "tls.h"
 #include "upstream.h"
 #include "uri.h"
 #include "util.h"
@@ -55,6 +58,8 @@ void proxy_log_exchange(struct exchange *x)
 		.start_ms = x->start_ms,
 		.upstream = x->up ? x->up->hostport : NULL,
 		.tls = conn_tls_version(c),
+		.access = x->access,
+		.cert = c->client != NULL && x->access != NULL ? client_id_name(c->client) : NULL,
 	};
 
 	if (x->logged)
@@ -80,10 +85,15 @@ void proxy_drop_upstream(struct exchange *x)
 	}
 }
 
-/* A response moat writes itself. Closes the connection when close is set
- * (always for errors that leave the input in an unknown state). */
 void proxy_respond(struct conn *c, struct exchange *x, int status, const char *body,
-		    const char *extra, bool close)
+		   const char *extra, bool close)
+{
+	proxy_respond_ct(c, x, status, status == 200 ? "text/html; charset=utf-8" :
+			 "text/plain; charset=utf-8", body, extra, close);
+}
+
+void proxy_respond_ct(struct conn *c, struct exchange *x, int status, const char *ctype,
+		      const char *body, const char *extra, bool close)
 {
 	const struct conf_site *site = x ? x->site : c->tls_site;
 	bool head_only = x != NULL && x->m == H1_M_HEAD;
@@ -92,8 +102,7 @@ void proxy_respond(struct conn *c, struct exchange *x, int status, const char *b
 
 	if (c->drain)
 		close = true;
-	msg = hdr_simple(status, status == 200 ? "text/html; charset=utf-8" : "text/plain; charset=utf-8",
-			 body, extra, close, exchange_hsts(c, site), head_only, &len);
+	msg = hdr_simple(status, ctype, body, extra, close, exchange_hsts(c, site), head_only, &len);
 	conn_write(c, msg, len);
 	free(msg);
 	if (x != NULL) {
@@ -179,6 +188,33 @@ static void redirect(struct conn *c, struct exchange *x, const char *host)
 	free(body);
 }
 
+/* The site's client policy; false when the request was denied (answered). */
+static bool check_access(struct conn *c, struct exchange *x, struct h1_msg *m,
+			 struct upstream_req *ur)
+{
+	const struct client_trust *t = tls_site_trust(c->gen->tls, x->site);
+	const char *ctype;
+	struct access a;
+	char *body;
+
+	a = guard_access(x->site, t, c->client, x->method, strlen(x->method), x->path,
+			 strlen(x->path));
+	x->access = a.name;
+	if (a.allow) {
+		if (a.identified) {
+			ur->cert_subject = client_id_subject(c->client);
+			ur->cert_fingerprint = client_id_fingerprint(c->client);
+		}
+		return true;
+	}
+	body = guard_access_body(&a, m, x->host, &ctype);
+	conn_consume(c, m->head_len);
+	proxy_respond_ct(c, x, 403, ctype, body, "Vary: Accept\r\nCache-Control: no-store\r\n",
+			 x->req_framing != H1_BODY_NONE || x->client_close);
+	free(body);
+	return false;
+}
+
 /* Everything decided from the head, before any upstream is involved. */
 static void start_exchange(struct conn *c, struct h1_msg *m)
 {
@@ -239,6 +275,8 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 		redirect(c, x, host);
 		return;
 	}
+	if (!check_access(c, x, m, &ur))
+		return;
 	if (m->flags & H1_F_EXPECT_OTHER) {
 		proxy_respond(c, x, 417, "Expectation Failed: only 100-continue is supported\n", NULL, true);
 		return;

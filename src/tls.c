@@ -10,6 +10,7 @@
  */
 #include "tls.h"
 #include "tls13.h"
+#include "clientcert.h"
 #include "conf.h"
 #include "log.h"
 #include "pki.h"
@@ -41,6 +42,7 @@ struct tls_sites {
 	long long *renew_at; /* parallel: when an internal certificate is due (0: never) */
 	unsigned char (*sid)[SHA256_DIGEST_LENGTH]; /* parallel: session id context */
 	unsigned char sid_none[SHA256_DIGEST_LENGTH]; /* for a hello naming no site */
+	struct client_trust **trust; /* parallel: NULL for clients: off */
 };
 
 static int site_idx = -1;
@@ -135,6 +137,10 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
+	/* OpenSSL keeps the verify mode of the context the SSL was made from;
+	 * whether a certificate is asked for is the site's decision (and a
+	 * second ClientHello after HelloRetryRequest may name another site). */
+	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(t->site_ctx[i]), NULL);
 	SSL_set_ex_data(ssl, site_idx, (void *)site);
 	return SSL_TLSEXT_ERR_OK;
 }
@@ -294,6 +300,25 @@ int tls_check_pair(const char *cert_file, const char *key_file, char **why)
 	return rc;
 }
 
+/* Load the site's client CA and have its context ask for certificates. */
+static int setup_clients(struct tls_sites *t, size_t i)
+{
+	const struct conf_site *s = &t->conf->sites[i];
+	char *why = NULL;
+
+	t->trust[i] = client_trust_new(s, &why);
+	if (t->trust[i] == NULL) {
+		log_error("site %s: %s", s->host, why);
+		free(why);
+		return MOAT_ECONFIG;
+	}
+	if (client_trust_setup(t->trust[i], t->site_ctx[i]) < 0) {
+		log_tls_error("tls: cannot set up client certificates");
+		return MOAT_ETLS;
+	}
+	return 0;
+}
+
 struct tls_sites *tls_sites_new(const struct conf *c)
 {
 	struct tls_sites *t = xcalloc(1, sizeof(*t));
@@ -306,6 +331,7 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 	t->conf = c;
 	t->site_ctx = xcalloc(c->nsites, sizeof(*t->site_ctx));
 	t->renew_at = xcalloc(c->nsites, sizeof(*t->renew_at));
+	t->trust = xcalloc(c->nsites, sizeof(*t->trust));
 	/* digests of the site names, computed once rather than per hello */
 	t->sid = xcalloc(c->nsites, sizeof(*t->sid));
 	for (i = 0; i < c->nsites; i++)
@@ -349,6 +375,8 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 			SSL_CTX_set_client_hello_cb(t->site_ctx[i], hello_cb, t);
 			if (s->tls == CONF_TLS_INTERNAL)
 				t->renew_at[i] = renewal_time(t->site_ctx[i]);
+			if (s->clients != CONF_CLIENTS_OFF && setup_clients(t, i) < 0)
+				ok = false;
 		}
 		free(why);
 		free(cert);
@@ -369,8 +397,11 @@ void tls_sites_free(struct tls_sites *t)
 
 	if (t == NULL)
 		return;
-	for (i = 0; i < t->conf->nsites; i++)
+	for (i = 0; i < t->conf->nsites; i++) {
 		SSL_CTX_free(t->site_ctx[i]);
+		client_trust_free(t->trust[i]);
+	}
+	free(t->trust);
 	free(t->site_ctx);
 	free(t->renew_at);
 	free(t->sid);
@@ -407,4 +438,20 @@ bool tls_sites_need_renewal(const struct tls_sites *t, long long now)
 		if (t->renew_at[i] != 0 && now >= t->renew_at[i])
 			return true;
 	return false;
+}
+
+const struct client_trust *tls_site_trust(const struct tls_sites *t, const struct conf_site *s)
+{
+	if (s == NULL)
+		return NULL;
+	return t->trust[s - t->conf->sites];
+}
+
+struct client_id *tls_client_id(const struct tls_sites *t, const struct conf_site *s, SSL *ssl)
+{
+	const struct client_trust *trust = tls_site_trust(t, s);
+
+	if (trust == NULL)
+		return NULL;
+	return client_id_new(ssl, trust);
 }

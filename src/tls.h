@@ -54,4 +54,15 @@ int tls_check_pair(const char *cert_file, const char *key_file, char **why);
  * built now would carry a renewed one. */
 bool tls_sites_need_renewal(const struct tls_sites *t, long long now);
 
+struct client_trust;
+struct client_id;
+
+/* The client CA trust of a site of t's configuration; NULL for clients: off. */
+const struct client_trust *tls_site_trust(const struct tls_sites *t, const struct conf_site *s);
+
+/* After a finished handshake for site s: the client certificate presented,
+ * judged (clientcert.h); NULL when the site asks for none or none came.
+ * Caller frees with client_id_free. */
+struct client_id *tls_client_id(const struct tls_sites *t, const struct conf_site *s, SSL *ssl);
+
 #endif

@@ -12,6 +12,7 @@
 #include "gen.h"
 #include "log.h"
 #include "proxy.h"
+#include "revoke.h"
 #include "util.h"
 
 #include <errno.h>
@@ -148,6 +149,19 @@ static void begin_stop(struct worker *w)
 	finish_if_idle(w);
 }
 
+/* A revocation list changed: connections authenticated with a certificate
+ * that is now revoked close at once, whatever they are doing. */
+static void check_revoked(struct worker *w)
+{
+	struct conn *c, *next;
+
+	w->rev_epoch = revoke_epoch();
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		conn_check_revoked(c);
+	}
+}
+
 static void on_wake(uv_async_t *a)
 {
 	struct worker *w = a->data;
@@ -157,6 +171,8 @@ static void on_wake(uv_async_t *a)
 		gen_unref(w->gen);
 		w->gen = g;
 	}
+	if (revoke_epoch() != w->rev_epoch)
+		check_revoked(w);
 	if (atomic_load(&w->stop_requested) && !w->stopping)
 		begin_stop(w);
 	if (atomic_load(&w->stop_now) && w->drain_timer_on) {
@@ -236,6 +252,7 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 		struct worker *w = &workers[k];
 
 		w->id = k;
+		w->rev_epoch = revoke_epoch();
 		w->gen = gen_ref(g);
 		w->listeners = xcalloc(nl, sizeof(*w->listeners));
 		w->nlisteners = nl;
@@ -342,6 +359,14 @@ int workers_reload(struct gen *g)
 		uv_async_send(&workers[k].wake);
 	}
 	return 0;
+}
+
+void workers_poke(void)
+{
+	unsigned k;
+
+	for (k = 0; k < nworkers; k++)
+		uv_async_send(&workers[k].wake);
 }
 
 void workers_stop(bool now)

@@ -61,6 +61,7 @@ struct worker {
 	uv_prepare_t flush;             /* flushes them before the loop polls */
 	char *bufs[WORKER_BUF_CACHE];   /* free WORKER_BUF buffers */
 	size_t nbufs;
+	unsigned rev_epoch;             /* revoke_epoch() its connections were checked at */
 	struct h1_msg msg;              /* parse scratch, used synchronously */
 	char rbuf[WORKER_RBUF];         /* read scratch for TLS records */
 };
@@ -83,6 +84,10 @@ int workers_check_reload(const struct conf *c);
  * Returns MOAT_ECONFIG (nothing changed) when workers_check_reload refuses
  * g's configuration. */
 int workers_reload(struct gen *g);
+
+/* Wake every worker to look at shared state that changed (a revocation
+ * list: connections whose certificate is now revoked are closed). */
+void workers_poke(void);
 
 /* Ask every worker to stop: gracefully (in-flight requests may finish
  * within timeouts.drain), or at once when now is set. Returns at once. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "confprint.h"
 #include "confval.h"
 #include "util.h"
 
@@ -835,7 +836,7 @@ static char *table_of(const struct conf *c)
 	long n;
 
 	assert_non_null(f);
-	conf_print_table(c, f);
+	confprint_table(c, f);
 	n = ftell(f);
 	assert_true(n > 0);
 	rewind(f);

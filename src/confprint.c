@@ -1,0 +1,173 @@
+/*
+ * confprint.c - see confprint.h.
+ */
+#include "confprint.h"
+#include "conf.h"
+#include "pathpat.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- moat check ------------------------------------------------------ */
+
+#define NCOLS 4
+
+static void print_addrs(FILE *out, const char *proto, const struct conf_addr *a,
+			size_t n)
+{
+	size_t i;
+
+	fprintf(out, "%s ", proto);
+	for (i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", a[i].text);
+}
+
+/* What the http listener does: redirect, plain http, or a mix. */
+static void print_http_mode(const struct conf *c, FILE *out)
+{
+	size_t i, plain = 0;
+	bool first = true;
+
+	for (i = 0; i < c->nsites; i++)
+		plain += !c->sites[i].redirect;
+	if (plain == 0) {
+		fputs(" (redirects to https)", out);
+		return;
+	}
+	if (plain == c->nsites) {
+		fputs(" (plain http)", out);
+		return;
+	}
+	fputs(" (redirects to https; plain http for ", out);
+	for (i = 0; i < c->nsites; i++) {
+		if (c->sites[i].redirect)
+			continue;
+		fprintf(out, "%s%s", first ? "" : ", ", c->sites[i].host);
+		first = false;
+	}
+	fputs(")", out);
+}
+
+/* Who may reach a site, in a few words (heap string). */
+static char *exposed(const struct conf *c, const struct conf_site *s)
+{
+	const char *how;
+
+	if (c->nhttp == 0)
+		how = "https only";
+	else if (s->redirect)
+		how = "https only (http redirects)";
+	else
+		how = "https and plain http";
+	if (s->clients == CONF_CLIENTS_REQUIRED)
+		return xasprintf("client certificate holders (%zu public path%s), %s", s->npub,
+				 s->npub == 1 ? "" : "s", how);
+	if (s->clients == CONF_CLIENTS_OPTIONAL)
+		return xasprintf("anyone (client certificates optional), %s", how);
+	return xasprintf("anyone, %s", how);
+}
+
+/* Per site with a client policy: which method+paths are public and which
+ * need a certificate, and where the CA comes from. */
+static void print_policies(const struct conf *c, FILE *out)
+{
+	const struct conf_site *s;
+	size_t i, k;
+
+	for (i = 0; i < c->nsites; i++) {
+		s = &c->sites[i];
+		if (s->clients == CONF_CLIENTS_OFF)
+			continue;
+		fprintf(out, "\n%s: client certificates %s, from %s%s%s%s\n", s->host,
+			s->clients == CONF_CLIENTS_REQUIRED ? "required" : "optional",
+			s->client_ca_moat ? "moat's client CA " : "the CA in ", s->client_ca,
+			s->crl_file != NULL ? ", revocation list " : " (no revocation list)",
+			s->crl_file != NULL ? s->crl_file : "");
+		if (s->clients == CONF_CLIENTS_OPTIONAL) {
+			fputs("  anyone may enter; a valid certificate is passed upstream as "
+			      "X-Client-Cert-Subject and X-Client-Cert-Fingerprint\n", out);
+			continue;
+		}
+		if (s->npub == 0) {
+			fputs("  public, no certificate needed: nothing\n", out);
+		} else {
+			fputs("  public, no certificate needed:\n", out);
+			for (k = 0; k < s->npub; k++)
+				fprintf(out, "    %s\n", pathpat_text(s->pub[k]));
+		}
+		fprintf(out, "  certificate needed: %s (otherwise 403)\n",
+			s->npub == 0 ? "every method and path" : "every other method and path");
+	}
+}
+
+/* The four cells of one site's row (heap strings). */
+static void site_cells(const struct conf *c, const struct conf_site *s,
+		       char *cell[NCOLS])
+{
+	char *ups, *t;
+	size_t i;
+
+	cell[0] = xasprintf("%s%s", s->host, s->is_default ? " (default)" : "");
+	if (s->tls == CONF_TLS_FILES)
+		cell[1] = xasprintf("files: %s", s->cert_file);
+	else
+		cell[1] = xstrdup("internal CA");
+	ups = xstrdup(s->welcome ? "welcome page" : "");
+	for (i = 0; i < s->nup; i++) {
+		t = xasprintf("%s%s%s", ups, i ? ", " : "", s->up[i].url);
+		free(ups);
+		ups = t;
+	}
+	cell[2] = ups;
+	cell[3] = exposed(c, s);
+}
+
+void confprint_table(const struct conf *c, FILE *out)
+{
+	static const char *const head[NCOLS] = {
+		"SITE", "CERTIFICATE", "UPSTREAMS", "EXPOSED TO"
+	};
+	size_t width[NCOLS], i, j, len;
+	char *(*cells)[NCOLS];
+
+	fputs("listeners: ", out);
+	print_addrs(out, "https", c->https, c->nhttps);
+	fputs("; ", out);
+	if (c->nhttp == 0) {
+		fputs("http off", out);
+	} else {
+		print_addrs(out, "http", c->http, c->nhttp);
+		print_http_mode(c, out);
+	}
+	fprintf(out, "\nworkers: %u   data: %s   access log: %s\n\n", c->workers, c->data,
+		c->access_log);
+
+	cells = xcalloc(c->nsites, sizeof(*cells));
+	for (j = 0; j < NCOLS; j++)
+		width[j] = strlen(head[j]);
+	for (i = 0; i < c->nsites; i++) {
+		site_cells(c, &c->sites[i], cells[i]);
+		for (j = 0; j < NCOLS; j++) {
+			len = strlen(cells[i][j]);
+			if (len > width[j])
+				width[j] = len;
+		}
+	}
+	for (i = 0; i <= c->nsites; i++) {
+		for (j = 0; j < NCOLS; j++) {
+			const char *cell = i == 0 ? head[j] : cells[i - 1][j];
+
+			if (j + 1 < NCOLS)
+				fprintf(out, "%-*s  ", (int)width[j], cell);
+			else
+				fprintf(out, "%s\n", cell);
+		}
+	}
+	for (i = 0; i < c->nsites; i++) {
+		for (j = 0; j < NCOLS; j++)
+			free(cells[i][j]);
+	}
+	free(cells);
+	print_policies(c, out);
+}
