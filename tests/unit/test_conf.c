@@ -21,6 +21,8 @@
 #include "conf.h"
 #include "confprint.h"
 #include "confval.h"
+#include "fsutil.h"
+#include "pathpat.h"
 #include "util.h"
 
 /* A valid sites section to append to configs that test something else. */
@@ -338,7 +340,51 @@ static const struct err_case err_cases[] = {
 	{ "unknown site key",
 	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    tsl: internal\n",
 	  "moat.yaml:4:5: unknown key \"tsl\" in site \"app.localhost\"; valid keys: to, tls, "
-	  "default, redirect, hsts\n", false },
+	  "default, redirect, hsts, clients, client_ca, crl, public\n", false },
+	{ "clients value",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: yes\n",
+	  "moat.yaml:4:14: \"yes\" is not valid for clients in site \"app.localhost\"; expected "
+	  "off, optional or required\n", false },
+	{ "public without clients",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    public: [\"GET /x\"]\n",
+	  "moat.yaml:4:5: public in site \"app.localhost\" lists what needs no client certificate, "
+	  "which only means something with clients: required\n", false },
+	{ "client_ca without clients",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    client_ca: certs/files.pem\n",
+	  "moat.yaml:4:5: client_ca in site \"app.localhost\" has no effect without clients: "
+	  "required or optional; add one, or remove client_ca\n", false },
+	{ "crl without clients",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    crl: certs/files.pem\n",
+	  "moat.yaml:4:5: crl in site \"app.localhost\" has no effect without clients: required "
+	  "or optional\n", false },
+	{ "public with optional",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: optional\n"
+	  "    client_ca: certs/files.pem\n    public: [\"GET /x\"]\n",
+	  "moat.yaml:6:5: public in site \"app.localhost\" has no effect with clients: optional, "
+	  "which denies nobody; use clients: required\n", false },
+	{ "bad public entry",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: required\n"
+	  "    client_ca: certs/files.pem\n    public:\n      - GET /share/**\n      - get /x\n",
+	  "moat.yaml:8:9: public in site \"app.localhost\": \"get /x\": methods are "
+	  "case-sensitive and \"get\" would never match a browser's request; write it in "
+	  "capitals\n", false },
+	{ "duplicate public entry",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: required\n"
+	  "    client_ca: certs/files.pem\n    public: [\"GET /x\", \"GET  /x\"]\n",
+	  "moat.yaml:6:24: public in site \"app.localhost\": \"GET  /x\" is listed twice\n", false },
+	{ "public as a mapping",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: required\n"
+	  "    client_ca: certs/files.pem\n    public: { a: b }\n",
+	  "moat.yaml:6:13: public in site \"app.localhost\" must be a list of entries like", true },
+	{ "missing client CA file",
+	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: required\n"
+	  "    client_ca: nope.pem\n",
+	  "moat.yaml:5:16: cannot read client CA file \"", true },
+	{ "missing moat client CA",
+	  "data: nodata\nsites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n"
+	  "    clients: required\n",
+	  "moat.yaml:5:14: site \"app.localhost\" accepts certificates from moat's client CA, "
+	  "but cannot read client CA file \"", true },
 	{ "unknown top-level key",
 	  "listn: x\n" SITES,
 	  "moat.yaml:1:1: unknown key \"listn\" at the top level; valid keys: data, listen, "
@@ -647,7 +693,7 @@ static void test_multiple_errors(void **state)
 		"moat.yaml:6:9: upstream \"ftp://x\" must be an http:// URL like "
 		"\"http://127.0.0.1:9000\"\n"
 		"moat.yaml:7:5: unknown key \"tsl\" in site \"app.localhost\"; valid keys: to, tls, "
-		"default, redirect, hsts\n"
+		"default, redirect, hsts, clients, client_ca, crl, public\n"
 		"moat.yaml:8:3: site \"other.localhost\" has no upstream; add to: "
 		"http://127.0.0.1:9000\n"
 		"moat.yaml:8:28: \"no\" is not valid for hsts in site \"other.localhost\"; expected "
@@ -858,6 +904,82 @@ static long col_of(const char *line, const char *word)
 	return p - line;
 }
 
+/* A client policy with moat's own CA, and with a CA file and CRL. */
+static void test_access(void **state)
+{
+	const char *dir = *state;
+	char *path, *errs, *want, *out;
+	struct conf *c;
+
+	path = xasprintf("%s/data/client-ca", dir);
+	assert_int_equal(fs_mkdir_private(path), 0);
+	free(path);
+	write_file(dir, "data/client-ca/ca.pem", "ca\n");
+	write_file(dir, "data/client-ca/crl.pem", "crl\n");
+	c = parse_ok(dir, "data: data\nsites:\n  photos.localhost:\n"
+		     "    to: http://127.0.0.1:9000\n    clients: required\n"
+		     "    public:\n      - GET /share/**\n      - \"GET,HEAD /a/*/t\"\n"
+		     "  open.localhost: { to: \"http://127.0.0.1:9001\" }\n"
+		     "  files.localhost:\n    to: http://127.0.0.1:9002\n    clients: optional\n"
+		     "    client_ca: certs/files.pem\n    crl: certs/files.key\n");
+	assert_int_equal(c->sites[0].clients, CONF_CLIENTS_REQUIRED);
+	assert_true(c->sites[0].client_ca_moat);
+	want = xasprintf("%s/data/client-ca/ca.pem", dir);
+	assert_string_equal(c->sites[0].client_ca, want);
+	free(want);
+	want = xasprintf("%s/data/client-ca/crl.pem", dir);
+	assert_string_equal(c->sites[0].crl_file, want);
+	free(want);
+	assert_int_equal(c->sites[0].npub, 2);
+	assert_string_equal(pathpat_text(c->sites[0].pub[1]), "GET,HEAD /a/*/t");
+	assert_int_equal(c->sites[1].clients, CONF_CLIENTS_OFF);
+	assert_null(c->sites[1].client_ca);
+	assert_int_equal(c->sites[1].npub, 0);
+	assert_int_equal(c->sites[2].clients, CONF_CLIENTS_OPTIONAL);
+	assert_false(c->sites[2].client_ca_moat);
+	want = xasprintf("%s/certs/files.key", dir);
+	assert_string_equal(c->sites[2].crl_file, want);
+	free(want);
+	out = table_of(c);
+	assert_contains(out, "photos.localhost  internal CA  http://127.0.0.1:9000  client "
+			"certificate holders (2 public paths), https only (http redirects)\n",
+			"required row");
+	assert_contains(out, "anyone (client certificates optional), https only", "optional row");
+	want = xasprintf("\nphotos.localhost: client certificates required, from moat's client "
+			 "CA %s/data/client-ca/ca.pem, revocation list %s/data/client-ca/crl.pem\n"
+			 "  public, no certificate needed:\n    GET /share/**\n    GET,HEAD /a/*/t\n"
+			 "  certificate needed: every other method and path (otherwise 403)\n",
+			 dir, dir);
+	assert_contains(out, want, "required policy");
+	free(want);
+	assert_contains(out, "\nfiles.localhost: client certificates optional, from the CA in ",
+			"optional policy");
+	assert_null(strstr(out, "\nopen.localhost:"));
+	free(out);
+	conf_free(c);
+
+	/* moat's CA has its own CRL: another one would be ignored */
+	errs = parse_err(dir, "data: data\nsites:\n  photos.localhost:\n"
+			 "    to: http://127.0.0.1:9000\n    clients: required\n"
+			 "    crl: certs/files.pem\n");
+	want = xasprintf("moat.yaml:6:5: crl in site \"photos.localhost\": moat's own client CA "
+			 "keeps its revocation list in %s/data/client-ca/crl.pem (moat ca revoke); "
+			 "crl is for client_ca: FILE\n", dir);
+	assert_string_equal(errs, want);
+	free(want);
+	free(errs);
+
+	/* the CA without its CRL is refused: revocations would be lost */
+	path = xasprintf("%s/data/client-ca/crl.pem", dir);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	errs = parse_err(dir, "data: data\nsites:\n  photos.localhost:\n"
+			 "    to: http://127.0.0.1:9000\n    clients: required\n");
+	assert_non_null(strstr(errs, "moat.yaml:5:14: site \"photos.localhost\": moat's client "
+			       "CA has no readable revocation list: cannot read CRL file"));
+	free(errs);
+}
+
 static void test_print_table(void **state)
 {
 	const char *dir = *state;
@@ -1012,6 +1134,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_relative_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_site, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_table, setup, teardown),
 		cmocka_unit_test(test_parsers),
 	};
