@@ -10,33 +10,22 @@
 #include "fsutil.h"
 #include "log.h"
 #include "util.h"
+#include "x509util.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #define CA_DAYS 3652           /* ten years, leap days included */
-#define CLOCK_SKEW (5 * 60)    /* leaf notBefore backdating, seconds */
-#define PEM_MAX (64 * 1024)    /* no file of ours comes close */
-#define CN_MAX 64              /* ub-common-name (RFC 5280) */
-#define DAY 86400
 
 /* The name a leaf is issued for, parsed once. */
 struct leaf_name {
@@ -45,283 +34,16 @@ struct leaf_name {
 	int iplen;             /* 0 (DNS), 4 or 16 */
 };
 
-static void tls_error(const char *fn, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/*
- * Log what failed with the newest OpenSSL reason, then clear the queue so a
- * stale entry never gets attributed to a later, unrelated failure.
- */
-static void tls_error(const char *fn, const char *fmt, ...)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-	char what[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	log_error("%s: %s (OpenSSL: %s)", fn, what,
-		  reason != NULL ? reason : "no reason given");
-	ERR_clear_error();
-}
-
-static void format_time(time_t t, char *buf, size_t size)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
-static int asn1_to_time(const ASN1_TIME *at, time_t *out)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(at, &tm) != 1)
-		return -1;
-	*out = timegm(&tm);
-	return 0;
-}
-
-/* Sets *exists; only a definite ENOENT counts as absent. */
-static int file_exists(const char *path, bool *exists)
-{
-	struct stat st;
-
-	*exists = false;
-	if (stat(path, &st) == 0) {
-		*exists = true;
-		return 0;
-	}
-	if (errno == ENOENT)
-		return 0;
-	log_error("%s: %s: %s", __func__, path, strerror(errno));
-	return MOAT_EIO;
-}
-
-/* Encrypted keys are not ours; fail instead of prompting on a terminal. */
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-	return -1;
-}
-
-/*
- * Reads the first private key (is_key) or certificate of a PEM file.
- * Parse errors are left on the OpenSSL error queue for the caller, who
- * decides whether they are fatal (CA) or a reason to reissue (leaf).
- * The file buffer is wiped either way: it may have held a key.
- */
-static int load_pem(const char *path, bool is_key, void **out)
-{
-	char *pem = NULL;
-	size_t len = 0;
-	BIO *bio = NULL;
-	int rc;
-
-	*out = NULL;
-	rc = fs_read_file(path, PEM_MAX, &pem, &len);
-	if (rc < 0)
-		goto out;
-	rc = MOAT_ETLS;
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (bio == NULL)
-		goto out;
-	if (is_key)
-		*out = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
-	else
-		*out = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-	if (*out == NULL)
-		goto out;
-	rc = 0;
-out:
-	BIO_free(bio);
-	if (pem != NULL) {
-		OPENSSL_cleanse(pem, len);
-		free(pem);
-	}
-	return rc;
-}
-
-static int load_key(const char *path, EVP_PKEY **out)
-{
-	void *p;
-	int rc = load_pem(path, true, &p);
-
-	*out = p;
-	return rc;
-}
-
-static int load_cert(const char *path, X509 **out)
-{
-	void *p;
-	int rc = load_pem(path, false, &p);
-
-	*out = p;
-	return rc;
-}
-
-/*
- * Encodes a key (key != NULL, file 0600) or cert then issuer when not NULL
- * (the chain a TLS server sends, file 0644) as PEM and writes it atomically.
- * A memory BIO grows with BUF_MEM_grow_clean, so the only copy of a key's
- * PEM left to wipe is the final buffer.
- */
-static int write_pem(const char *path, EVP_PKEY *key, X509 *cert, X509 *issuer)
-{
-	BIO *bio;
-	char *data = NULL;
-	long n;
-	int rc = MOAT_ETLS, ok;
-
-	bio = BIO_new(BIO_s_mem());
-	if (bio == NULL) {
-		tls_error(__func__, "%s: BIO_new", path);
-		return MOAT_ETLS;
-	}
-	if (key != NULL)
-		ok = PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1;
-	else
-		ok = PEM_write_bio_X509(bio, cert) == 1 &&
-		     (issuer == NULL || PEM_write_bio_X509(bio, issuer) == 1);
-	if (!ok) {
-		tls_error(__func__, "%s: encoding the %s", path, key ? "private key" : "certificate");
-		goto out;
-	}
-	n = BIO_get_mem_data(bio, &data);
-	rc = fs_write_atomic(path, data, (size_t)n, key != NULL ? 0600 : 0644);
-out:
-	n = BIO_get_mem_data(bio, &data);
-	if (key != NULL && n > 0)
-		OPENSSL_cleanse(data, (size_t)n);
-	BIO_free(bio);
-	return rc;
-}
-
-static int write_key(const char *path, EVP_PKEY *key)
-{
-	return write_pem(path, key, NULL, NULL);
-}
-
-static int write_certs(const char *path, X509 *cert, X509 *issuer)
-{
-	return write_pem(path, NULL, cert, issuer);
-}
-
-static EVP_PKEY *new_key(void)
-{
-	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-
-	if (key == NULL)
-		tls_error(__func__, "generating an ECDSA P-256 key");
-	return key;
-}
-
-/*
- * 128 random bits, top bit cleared so the DER INTEGER is positive without
- * a padding byte, lowest bit set so it can never be zero (RFC 5280 4.1.2.2).
- */
-static int set_serial(X509 *x)
-{
-	unsigned char b[16];
-	BIGNUM *bn = NULL;
-	int rc = MOAT_ETLS;
-
-	if (RAND_bytes(b, sizeof(b)) != 1) {
-		tls_error(__func__, "RAND_bytes");
-		goto out;
-	}
-	b[0] &= 0x7f;
-	b[sizeof(b) - 1] |= 0x01;
-	bn = BN_bin2bn(b, sizeof(b), NULL);
-	if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) {
-		tls_error(__func__, "setting the serial number");
-		goto out;
-	}
-	rc = 0;
-out:
-	BN_free(bn);
-	return rc;
-}
-
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	int rc = MOAT_ETLS;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
-	if (ext == NULL || X509_add_ext(x, ext, -1) != 1) {
-		tls_error(__func__, "adding %s = %s", OBJ_nid2sn(nid), value);
-		goto out;
-	}
-	rc = 0;
-out:
-	X509_EXTENSION_free(ext);
-	return rc;
-}
-
-/* Fields every certificate of ours shares; subject and issuer come later. */
-static X509 *new_cert(EVP_PKEY *key, time_t not_before, time_t not_after)
-{
-	X509 *x = X509_new();
-
-	if (x == NULL)
-		goto fail;
-	if (X509_set_version(x, X509_VERSION_3) != 1 ||
-	    X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &not_before) == NULL ||
-	    X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &not_after) == NULL ||
-	    X509_set_pubkey(x, key) != 1)
-		goto fail;
-	if (set_serial(x) < 0)
-		goto out_free;
-	return x;
-fail:
-	tls_error(__func__, "building a certificate");
-out_free:
-	X509_free(x);
-	return NULL;
-}
-
 static X509 *make_ca_cert(EVP_PKEY *key)
 {
-	char host[256], cn[CN_MAX + 1];
-	X509_NAME *name;
-	X509 *x;
-	time_t now = time(NULL);
+	char host[256], cn[X509_CN_MAX + 1];
 
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "unknown host");
 	host[sizeof(host) - 1] = '\0';
 	/* 19 characters of frame leave 45 for the host name within ub-common-name. */
 	snprintf(cn, sizeof(cn), "moat internal CA (%.45s)", host);
-
-	x = new_cert(key, now - CLOCK_SKEW, now + (time_t)CA_DAYS * DAY);
-	if (x == NULL)
-		return NULL;
-	name = X509_get_subject_name(x);
-	if (X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8,
-				       (const unsigned char *)"moat", -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-				       (const unsigned char *)cn, -1, -1, 0) != 1 ||
-	    X509_set_issuer_name(x, name) != 1) {
-		tls_error(__func__, "setting the CA name \"%s\"", cn);
-		goto fail;
-	}
-	if (add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
-	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-	    add_ext(x, x, NID_subject_key_identifier, "hash") < 0)
-		goto fail;
-	if (X509_sign(x, key, EVP_sha256()) <= 0) {
-		tls_error(__func__, "self-signing the CA certificate");
-		goto fail;
-	}
-	return x;
-fail:
-	X509_free(x);
-	return NULL;
+	return x509_new_ca(key, cn, CA_DAYS);
 }
 
 /* Key first: a crash in between leaves a key without a cert, which
@@ -334,16 +56,16 @@ static int create_ca(const char *cert_path, const char *key_path)
 	int rc = MOAT_ETLS;
 	time_t na;
 
-	key = new_key();
+	key = x509_new_key();
 	if (key == NULL)
 		goto out;
 	cert = make_ca_cert(key);
 	if (cert == NULL)
 		goto out;
-	rc = write_key(key_path, key);
+	rc = x509_write_key(key_path, key);
 	if (rc < 0)
 		goto out;
-	rc = write_certs(cert_path, cert, NULL);
+	rc = x509_write_certs(cert_path, cert, NULL);
 	if (rc < 0) {
 		/* Nothing was ever signed with this key: removing it keeps a
 		 * failed first start (disk full) from turning into the
@@ -351,9 +73,9 @@ static int create_ca(const char *cert_path, const char *key_path)
 		unlink(key_path);
 		goto out;
 	}
-	if (asn1_to_time(X509_get0_notAfter(cert), &na) < 0)
+	if (x509_asn1_to_time(X509_get0_notAfter(cert), &na) < 0)
 		na = 0;
-	format_time(na, until, sizeof(until));
+	x509_format_time(na, until, sizeof(until));
 	log_info("created internal CA %s, valid until %s", cert_path, until);
 out:
 	X509_free(cert);
@@ -370,23 +92,23 @@ static int load_ca(const char *cert_path, const char *key_path, X509 **certp,
 	EVP_PKEY *key = NULL;
 	int rc;
 
-	rc = load_cert(cert_path, &cert);
+	rc = x509_load_cert(cert_path, &cert);
 	if (rc == MOAT_ETLS)
-		tls_error(__func__, "%s: not a PEM certificate; restore it from a backup, "
-			  "or delete it and %s to create a new CA", cert_path, key_path);
+		x509_error(__func__, "%s: not a PEM certificate; restore it from a backup, "
+			   "or delete it and %s to create a new CA", cert_path, key_path);
 	if (rc < 0)
 		goto out;
-	rc = load_key(key_path, &key);
+	rc = x509_load_key(key_path, &key);
 	if (rc == MOAT_ETLS)
-		tls_error(__func__, "%s: not an unencrypted PEM private key; restore it "
-			  "from a backup, or delete it and %s to create a new CA",
-			  key_path, cert_path);
+		x509_error(__func__, "%s: not an unencrypted PEM private key; restore it "
+			   "from a backup, or delete it and %s to create a new CA",
+			   key_path, cert_path);
 	if (rc < 0)
 		goto out;
 	rc = MOAT_ETLS;
 	if (X509_check_private_key(cert, key) != 1) {
-		tls_error(__func__, "%s does not belong to %s; restore the matching pair, "
-			  "or delete both to create a new CA", key_path, cert_path);
+		x509_error(__func__, "%s does not belong to %s; restore the matching pair, "
+			   "or delete both to create a new CA", key_path, cert_path);
 		goto out;
 	}
 	if (X509_check_ca(cert) < 1) {
@@ -418,10 +140,10 @@ int pki_ensure_ca(const char *datadir)
 	bool have_cert, have_key;
 	int rc;
 
-	rc = file_exists(cert_path, &have_cert);
+	rc = x509_file_exists(cert_path, &have_cert);
 	if (rc < 0)
 		goto out;
-	rc = file_exists(key_path, &have_key);
+	rc = x509_file_exists(key_path, &have_key);
 	if (rc < 0)
 		goto out;
 	if (have_cert && have_key) {
@@ -530,7 +252,7 @@ static int add_san(X509 *x, const struct leaf_name *ln, int critical)
 	rc = 0;
 	goto out;
 fail:
-	tls_error(__func__, "adding subjectAltName %s", ln->text);
+	x509_error(__func__, "adding subjectAltName %s", ln->text);
 out:
 	ASN1_STRING_free(value);
 	GENERAL_NAME_free(gen);
@@ -567,10 +289,11 @@ static X509 *make_leaf(const struct leaf_name *ln, EVP_PKEY *key, X509 *ca,
 		       EVP_PKEY *ca_key)
 {
 	time_t now = time(NULL);
-	bool has_cn = strlen(ln->text) <= CN_MAX;
+	bool has_cn = strlen(ln->text) <= X509_CN_MAX;
 	X509 *x;
 
-	x = new_cert(key, now - CLOCK_SKEW, now + (time_t)PKI_LEAF_DAYS * DAY);
+	x = x509_new_cert(key, now - X509_CLOCK_SKEW,
+			  now + (time_t)PKI_LEAF_DAYS * X509_DAY);
 	if (x == NULL)
 		return NULL;
 	/* A DNS name longer than ub-common-name cannot be a CN; the subject
@@ -579,22 +302,22 @@ static X509 *make_leaf(const struct leaf_name *ln, EVP_PKEY *key, X509 *ca,
 						 NID_commonName, MBSTRING_UTF8,
 						 (const unsigned char *)ln->text,
 						 -1, -1, 0) != 1) {
-		tls_error(__func__, "setting the subject of %s", ln->text);
+		x509_error(__func__, "setting the subject of %s", ln->text);
 		goto fail;
 	}
 	if (X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1) {
-		tls_error(__func__, "setting the issuer of %s", ln->text);
+		x509_error(__func__, "setting the issuer of %s", ln->text);
 		goto fail;
 	}
-	if (add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(x, ca, NID_key_usage, "critical,digitalSignature") < 0 ||
-	    add_ext(x, ca, NID_ext_key_usage, "serverAuth") < 0 ||
-	    add_ext(x, ca, NID_subject_key_identifier, "hash") < 0 ||
-	    add_ext(x, ca, NID_authority_key_identifier, "keyid:always") < 0 ||
+	if (x509_add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    x509_add_ext(x, ca, NID_key_usage, "critical,digitalSignature") < 0 ||
+	    x509_add_ext(x, ca, NID_ext_key_usage, "serverAuth") < 0 ||
+	    x509_add_ext(x, ca, NID_subject_key_identifier, "hash") < 0 ||
+	    x509_add_ext(x, ca, NID_authority_key_identifier, "keyid:always") < 0 ||
 	    add_san(x, ln, !has_cn) < 0)
 		goto fail;
 	if (X509_sign(x, ca_key, EVP_sha256()) <= 0) {
-		tls_error(__func__, "signing the certificate for %s", ln->text);
+		x509_error(__func__, "signing the certificate for %s", ln->text);
 		goto fail;
 	}
 	return x;
@@ -618,16 +341,16 @@ static const char *leaf_problem(const char *cert_path, const char *key_path,
 	bool have_cert, have_key;
 	time_t nb, na, now = time(NULL);
 
-	if (file_exists(cert_path, &have_cert) < 0 ||
-	    file_exists(key_path, &have_key) < 0 || !have_cert || !have_key) {
+	if (x509_file_exists(cert_path, &have_cert) < 0 ||
+	    x509_file_exists(key_path, &have_key) < 0 || !have_cert || !have_key) {
 		why = "missing";
 		goto out;
 	}
-	if (load_cert(cert_path, &leaf) < 0) {
+	if (x509_load_cert(cert_path, &leaf) < 0) {
 		why = "certificate unreadable or corrupt";
 		goto out;
 	}
-	if (load_key(key_path, &key) < 0) {
+	if (x509_load_key(key_path, &key) < 0) {
 		why = "key unreadable or corrupt";
 		goto out;
 	}
@@ -643,8 +366,8 @@ static const char *leaf_problem(const char *cert_path, const char *key_path,
 		why = "subjectAltName does not match";
 		goto out;
 	}
-	if (asn1_to_time(X509_get0_notBefore(leaf), &nb) < 0 ||
-	    asn1_to_time(X509_get0_notAfter(leaf), &na) < 0 || na <= nb) {
+	if (x509_asn1_to_time(X509_get0_notBefore(leaf), &nb) < 0 ||
+	    x509_asn1_to_time(X509_get0_notAfter(leaf), &na) < 0 || na <= nb) {
 		why = "validity period unreadable";
 		goto out;
 	}
@@ -712,25 +435,25 @@ int pki_ensure_leaf(const char *datadir, const char *host, char **cert_path,
 		goto done;
 
 	rc = MOAT_ETLS;
-	key = new_key();
+	key = x509_new_key();
 	if (key == NULL)
 		goto out;
 	leaf = make_leaf(&ln, key, ca, ca_key);
 	if (leaf == NULL)
 		goto out;
-	if (asn1_to_time(X509_get0_notAfter(leaf), &na) < 0) {
-		tls_error(__func__, "reading back the expiry of %s", host);
+	if (x509_asn1_to_time(X509_get0_notAfter(leaf), &na) < 0) {
+		x509_error(__func__, "reading back the expiry of %s", host);
 		goto out;
 	}
 	/* Key first: a crash before the cert lands leaves a mismatched pair,
 	 * which the next call detects and reissues. */
-	rc = write_key(kpath, key);
+	rc = x509_write_key(kpath, key);
 	if (rc < 0)
 		goto out;
-	rc = write_certs(cpath, leaf, ca);
+	rc = x509_write_certs(cpath, leaf, ca);
 	if (rc < 0)
 		goto out;
-	format_time(na, until, sizeof(until));
+	x509_format_time(na, until, sizeof(until));
 	log_info("issued internal certificate for %s, valid until %s (reason: %s)",
 		 host, until, why);
 done:
