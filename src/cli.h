@@ -7,6 +7,7 @@
 
 int cli_run(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_ca(int argc, char **argv);
 void cli_usage(void);
 
 /* Shared option parsing: "-c FILE" / "--config FILE" / "--config=FILE" and

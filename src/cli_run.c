@@ -315,6 +315,7 @@ void cli_usage(void)
 	       "commands:\n"
 	       "  run [-c FILE]    run the gateway (without -c: the built-in demo)\n"
 	       "  check -c FILE    validate a configuration and show what it exposes\n"
+	       "  ca COMMAND       the client-certificate CA: init, issue, list, revoke, export\n"
 	       "  version          print the version\n"
 	       "  help             this text\n\n"
 	       "Every command takes --help. Docs: README.md, docs/config.md.\n",

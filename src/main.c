@@ -14,6 +14,8 @@ int main(int argc, char **argv)
 		return cli_run(argc - 2, argv + 2);
 	if (strcmp(cmd, "check") == 0)
 		return cli_check(argc - 2, argv + 2);
+	if (strcmp(cmd, "ca") == 0)
+		return cli_ca(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("moat %s\n", MOAT_VERSION);
 		return 0;
