@@ -106,15 +106,15 @@ static bool is_forwarding(struct h1_slice name)
 }
 
 /* Only moat says who a client certificate belongs to: any header an
- * upstream might read as such (X-Client-Cert, X-Client-Cert-Subject, ...)
- * is dropped when a client sends it. */
+ * upstream might read as such (X-Client-Cert, X-Client-Cert-Subject, ...,
+ * also spelled with underscores, see name_is) is dropped when a client
+ * sends it. */
 static bool is_client_cert(struct h1_slice name)
 {
 	static const char prefix[] = "x-client-cert";
+	const size_t n = sizeof(prefix) - 1;
 
-	return name.n >= sizeof(prefix) - 1 &&
-	       h1_slice_ieq_n((struct h1_slice){ name.p, sizeof(prefix) - 1 }, prefix,
-			      sizeof(prefix) - 1);
+	return name.n >= n && name_is((struct h1_slice){ name.p, n }, prefix);
 }
 
 char *hdr_upstream_request(const struct upstream_req *r, size_t *len)
