@@ -336,18 +336,46 @@ out:
 	return rc;
 }
 
-/* A user-chosen directory keeps its mode (it may be "."); ours is 0700. */
-static int make_out_dir(const char *dir)
+/* Is dir the same directory as other (which may not exist)? */
+static bool same_dir(const struct stat *dir, const char *other)
 {
 	struct stat st;
 
-	if (stat(dir, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			return 0;
-		log_error("ca_issue: %s is not a directory", dir);
-		return MOAT_EIO;
+	return stat(other, &st) == 0 && st.st_dev == dir->st_dev && st.st_ino == dir->st_ino;
+}
+
+/*
+ * A user-chosen directory keeps its mode (it may be "."); ours is 0700.
+ * NAME.pem and NAME.key land there, so it must not be one of moat's own
+ * state directories, where a NAME like "ca" or "internal-ca" would replace
+ * a CA's certificate and key.
+ */
+static int make_out_dir(const struct ca *ca, const char *dir)
+{
+	char *data = fs_dirname(ca->dir), *certs = xasprintf("%s/certs", data);
+	struct stat st;
+	int rc = MOAT_EIO;
+
+	if (stat(dir, &st) != 0) {
+		rc = fs_mkdir_private(dir);
+		goto out;
 	}
-	return fs_mkdir_private(dir);
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("ca_issue: %s is not a directory", dir);
+		goto out;
+	}
+	if (same_dir(&st, ca->dir) || same_dir(&st, data) || same_dir(&st, certs)) {
+		log_error("ca_issue: --out %s is one of moat's own state directories, where "
+			  "the new files could replace a CA's; choose another directory (the "
+			  "default is %s/clients)", dir, ca->dir);
+		rc = MOAT_EINVAL;
+		goto out;
+	}
+	rc = 0;
+out:
+	free(certs);
+	free(data);
+	return rc;
 }
 
 /* A certificate this name already uses, or NULL. */
@@ -407,7 +435,7 @@ int ca_issue(struct ca *ca, const char *name, int days, bool force,
 		goto out;
 	}
 	dir = out_dir != NULL ? xstrdup(out_dir) : xasprintf("%s/clients", ca->dir);
-	rc = make_out_dir(dir);
+	rc = make_out_dir(ca, dir);
 	if (rc < 0)
 		goto out;
 	rc = MOAT_ETLS;

@@ -239,7 +239,7 @@ static char *data_dir(const struct opts *o)
 
 	if (o->config == NULL)
 		return xstrdup(o->data != NULL ? o->data : DEFAULT_DATA);
-	c = conf_load(o->config, &errs);
+	c = conf_load_for_ca(o->config, &errs);
 	if (c == NULL) {
 		fputs(errs != NULL ? errs : "invalid configuration\n", stderr);
 		if (errs != NULL && errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')

@@ -42,6 +42,7 @@ struct lsn {
 
 struct ctx {
 	struct confdoc d;
+	bool need_moat_ca;      /* moat's client CA files must exist (not for moat ca) */
 	char *dir;              /* absolute directory for relative paths */
 	struct conf *c;
 	struct lsn http, https;
@@ -461,7 +462,7 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 		site_bool(x, f[3].val, "redirect", s, &s->redirect);
 	if (f[4].val != NULL)
 		parse_hsts(x, f[4].val, s);
-	confaccess_site(&x->d, x->dir, x->c->data, x->d.name, f + 5, s);
+	confaccess_site(&x->d, x->dir, x->c->data, x->d.name, x->need_moat_ca, f + 5, s);
 out:
 	free(where);
 	free(what);
@@ -641,8 +642,8 @@ static struct conf *conf_new(const char *file)
 	return c;
 }
 
-struct conf *conf_parse(const char *name, const char *dir, const char *text,
-			size_t len, char **errs)
+static struct conf *parse(const char *name, const char *dir, const char *text, size_t len,
+			  bool need_moat_ca, char **errs)
 {
 	yaml_node_t *root;
 	struct conf *c = NULL;
@@ -652,6 +653,7 @@ struct conf *conf_parse(const char *name, const char *dir, const char *text,
 	*errs = NULL;
 	memset(&x, 0, sizeof(x));
 	confdoc_init(&x.d, name);
+	x.need_moat_ca = need_moat_ca;
 	x.dir = confval_abs_dir(dir);
 	x.c = conf_new(name);
 	root = confdoc_load(&x.d, text, len);
@@ -732,7 +734,13 @@ out:
 	return buf;
 }
 
-struct conf *conf_load(const char *path, char **errs)
+struct conf *conf_parse(const char *name, const char *dir, const char *text,
+			size_t len, char **errs)
+{
+	return parse(name, dir, text, len, true, errs);
+}
+
+static struct conf *load(const char *path, bool need_moat_ca, char **errs)
 {
 	struct conf *c = NULL;
 	char *text, *dir = NULL;
@@ -743,11 +751,21 @@ struct conf *conf_load(const char *path, char **errs)
 	if (text == NULL)
 		goto out;
 	dir = fs_dirname(path);
-	c = conf_parse(path, dir, text, len, errs);
+	c = parse(path, dir, text, len, need_moat_ca, errs);
 out:
 	free(dir);
 	free(text);
 	return c;
+}
+
+struct conf *conf_load(const char *path, char **errs)
+{
+	return load(path, true, errs);
+}
+
+struct conf *conf_load_for_ca(const char *path, char **errs)
+{
+	return load(path, false, errs);
 }
 
 /* Listen on a name, or on the fallback literal if the name does not resolve

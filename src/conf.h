@@ -103,6 +103,10 @@ struct conf {
  */
 struct conf *conf_load(const char *path, char **errs);
 
+/* As conf_load, except that moat's own client CA need not exist yet: for
+ * `moat ca -c FILE`, which creates and repairs it. */
+struct conf *conf_load_for_ca(const char *path, char **errs);
+
 /* As conf_load, from memory; name is used in messages and dir for relative paths. */
 struct conf *conf_parse(const char *name, const char *dir, const char *text,
 			size_t len, char **errs);

@@ -66,7 +66,7 @@ static char *file_value(struct confdoc *d, const yaml_node_t *n, const char *dir
 /* client_ca: moat (or absent) uses moat's own CA, which must exist. */
 static void parse_ca(struct confdoc *d, const yaml_node_t *n, const yaml_node_t *clients,
 		     const char *dir, const char *data, const char *conf_file,
-		     struct conf_site *s)
+		     bool need_moat_ca, struct conf_site *s)
 {
 	const char *t = n != NULL ? confdoc_scalar(d, n, "client_ca", "moat") : "moat";
 	char *why = NULL;
@@ -80,6 +80,8 @@ static void parse_ca(struct confdoc *d, const yaml_node_t *n, const yaml_node_t 
 	s->client_ca_moat = true;
 	s->client_ca = confaccess_moat_ca(data);
 	s->crl_file = confaccess_moat_crl(data);
+	if (!need_moat_ca)
+		goto out;
 	if (confval_check_readable("client CA", s->client_ca, &why) < 0) {
 		confdoc_err(d, n != NULL ? n : clients, "site \"%s\" accepts certificates from "
 			    "moat's client CA, but %s; create the CA with: moat ca init -c %s",
@@ -143,8 +145,8 @@ static void parse_public(struct confdoc *d, const yaml_node_t *n, struct conf_si
 }
 
 void confaccess_site(struct confdoc *d, const char *dir, const char *data,
-		     const char *conf_file, const struct confdoc_field *f,
-		     struct conf_site *s)
+		     const char *conf_file, bool need_moat_ca,
+		     const struct confdoc_field *f, struct conf_site *s)
 {
 	const yaml_node_t *clients = f[0].val, *ca = f[1].val, *crl = f[2].val, *pub = f[3].val;
 
@@ -167,7 +169,7 @@ void confaccess_site(struct confdoc *d, const char *dir, const char *data,
 	if (pub != NULL && s->clients != CONF_CLIENTS_REQUIRED)
 		confdoc_err(d, f[3].key, "public in site \"%s\" has no effect with clients: "
 			    "optional, which denies nobody; use clients: required", s->host);
-	parse_ca(d, ca, clients, dir, data, conf_file, s);
+	parse_ca(d, ca, clients, dir, data, conf_file, need_moat_ca, s);
 	if (crl != NULL && s->client_ca_moat)
 		confdoc_err(d, f[2].key, "crl in site \"%s\": moat's own client CA keeps its "
 			    "revocation list in %s (moat ca revoke); crl is for client_ca: FILE",

@@ -11,6 +11,8 @@
 
 #include "confdoc.h"
 
+#include <stdbool.h>
+
 struct conf_site;
 
 /* The keys, in the order confaccess_site expects their fields. */
@@ -25,12 +27,13 @@ char *confaccess_moat_crl(const char *data);
  * Read f[CONFACCESS_NKEYS] (fields from confdoc_fields, zeroed when a key
  * is absent) into s. site_key is the site's name node (for errors that
  * concern the site as a whole), dir resolves relative paths, data is the
- * data directory and conf_file names the configuration in hints.
- * Errors are recorded in d.
+ * data directory and conf_file names the configuration in hints. Without
+ * need_moat_ca, moat's own client CA files are not required to exist yet
+ * (moat ca creates them). Errors are recorded in d.
  */
 void confaccess_site(struct confdoc *d, const char *dir, const char *data,
-		     const char *conf_file, const struct confdoc_field *f,
-		     struct conf_site *s);
+		     const char *conf_file, bool need_moat_ca,
+		     const struct confdoc_field *f, struct conf_site *s);
 
 /* Free what confaccess_site stored in s. */
 void confaccess_free(struct conf_site *s);

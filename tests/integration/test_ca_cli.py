@@ -245,6 +245,26 @@ class Issue(CaTestCase):
         rc, out, err = run("--help")  # the top-level usage mentions ca
         self.assertIn("ca COMMAND", out)
 
+    def test_out_dir_is_never_a_state_directory(self):
+        # NAME.pem/NAME.key there could replace a CA's certificate and key
+        before = {p: read(p, True) for p in (self.ca_pem, self.ca_key, self.crl)}
+        for name, out_dir in (("ca", self.ca_dir), ("crl", self.ca_dir),
+                              ("internal-ca", self.data), ("app.localhost",
+                                                           os.path.join(self.data, "certs"))):
+            os.makedirs(out_dir, exist_ok=True)
+            rc, out, err = self.issue(name, "--out", out_dir, want=1)
+            self.assertIn("one of moat's own state directories", err)
+            if name != "ca":  # ca.key is the CA's own, compared below
+                self.assertFalse(os.path.exists(os.path.join(out_dir, name + ".key")),
+                                 "%s.key was written to %s" % (name, out_dir))
+        for p, data in before.items():
+            self.assertEqual(read(p, True), data, "%s changed" % p)
+        _, out, _ = self.ca("list")
+        self.assertIn("no client certificates were issued yet", out,
+                      "refused issues left index entries")
+        # the same directory reached by another path is refused too
+        rc, out, err = self.issue("ca", "--out", self.ca_dir + "/../client-ca/.", want=1)
+
     def p12_info(self, path, password):
         rc, out, err = tool("openssl", "pkcs12", "-info", "-noout", "-in", path,
                             "-passin", "pass:" + password)
@@ -546,6 +566,29 @@ class Config(CaTestCase):
         rc, out, err = run("ca", "issue", "-c", conf, "alice")
         self.assertEqual(rc, 0, err)
         self.assertEqual([r[0] for r in self.rows()], ["alice"])
+
+    def test_config_that_uses_the_ca_before_it_exists(self):
+        # moat run and moat check need the CA; moat ca is how it gets made
+        conf = os.path.join(self.d, "gated.yaml")
+        write(conf, "data: %s\nlisten:\n  http: \"127.0.0.1:%d\"\n  https: \"127.0.0.1:%d\"\n"
+                    "sites:\n  app.test:\n    to: http://127.0.0.1:9101\n    clients: required\n"
+              % (self.data, M.free_port(), M.free_port()))
+        rc, out, err = run("check", "-c", conf)
+        self.assertEqual(rc, 1, "moat check passed without the CA:\n" + out + err)
+        self.assertIn("moat ca init -c " + conf, err)
+        rc, out, err = run("ca", "init", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("ca", "issue", "alice", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        # a lost CRL is repaired by the next revoke, through the same config
+        os.unlink(self.crl)
+        rc, out, err = run("check", "-c", conf)
+        self.assertEqual(rc, 1, "moat check passed without the CRL")
+        rc, out, err = run("ca", "revoke", "alice", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(os.path.exists(self.crl))
+        rc, out, err = run("check", "-c", conf)
+        self.assertEqual(rc, 0, out + err)
 
     def test_bad_config(self):
         p = os.path.join(self.d, "bad.yaml")
