@@ -118,10 +118,11 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	log_info("%s: stopping (in-flight requests may finish; send it again to stop at once)", name);
 	workers_stop(false);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
-	uv_close((uv_handle_t *)&ctl->revoke, NULL);
-	/* The signals stay handled until the workers are gone (on_stopped):
-	 * closing the last handle of a signal restores its default action, and
-	 * SIGHUP's (a log rotation's reload, say) would kill the draining process. */
+	/* The revocation poll goes on: a certificate revoked while requests
+	 * drain must still stop working. The signals stay handled until the
+	 * workers are gone (on_stopped): closing the last handle of a signal
+	 * restores its default action, and SIGHUP's (a log rotation's reload,
+	 * say) would kill the draining process. */
 }
 
 /* A worker's loop ended; when all have, the control loop may end too. */
@@ -134,6 +135,7 @@ static void on_stopped(uv_async_t *a)
 	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
+	uv_close((uv_handle_t *)&ctl->revoke, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
 	/* Closing the handles put back the default actions (terminate); a late
 	 * signal must not turn a clean stop into a kill. */

@@ -280,7 +280,10 @@ static bool take_chain(struct client_id *id, STACK_OF(X509) *chain)
 		int len = ASN1_STRING_length(sn);
 		struct rev_key *k = &id->keys[id->nkeys];
 
-		if (id->nkeys == CHAIN_MAX || len <= 0 || len > REVOKE_SERIAL_MAX)
+		/* RFC 5280 serials are positive; a negative one would share its
+		 * content octets, and so its revocation entry, with a positive twin */
+		if (id->nkeys == CHAIN_MAX || len <= 0 || len > REVOKE_SERIAL_MAX ||
+		    ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
 			return false;
 		k->issuer = X509_NAME_hash_ex(X509_get_issuer_name(x), NULL, NULL, &ok);
 		if (ok != 1)
@@ -382,6 +385,18 @@ enum client_status client_id_status(struct client_id *id, const struct client_tr
 		any_stale = any_stale || stale;
 	}
 	return any_stale ? CLIENT_CRL_STALE : CLIENT_OK;
+}
+
+bool client_id_verified(const struct client_id *id)
+{
+	return id != NULL && id->base == CLIENT_OK;
+}
+
+bool client_id_lapsed(struct client_id *id, const struct client_trust *t)
+{
+	enum client_status st = client_id_status(id, t);
+
+	return st == CLIENT_EXPIRED || st == CLIENT_REVOKED || st == CLIENT_CRL_STALE;
 }
 
 const char *client_id_name(const struct client_id *id)

@@ -62,9 +62,17 @@ struct client_id *client_id_new(SSL *ssl, const struct client_trust *t);
 void client_id_free(struct client_id *id);
 
 /* The certificate's standing now (time and revocation included). id may
- * be NULL (CLIENT_NONE). Cheap: revocation is looked up again only after
- * a revocation list changed. */
+ * be NULL (CLIENT_NONE). Cheap: a read lock and a binary search per
+ * certificate of the chain. */
 enum client_status client_id_status(struct client_id *id, const struct client_trust *t);
+
+/* Did the handshake find it issued by the site's CA for client use (so its
+ * name can be believed), whatever its standing now? */
+bool client_id_verified(const struct client_id *id);
+
+/* Was it valid once and is no longer: expired, revoked, or its CRL went
+ * out of date. */
+bool client_id_lapsed(struct client_id *id, const struct client_trust *t);
 
 /* Its common name ("" when none); valid while id lives. */
 const char *client_id_name(const struct client_id *id);

@@ -498,6 +498,8 @@ static bool handshake(struct conn *c)
 	c->tls_site = tls_site_of(c->ssl);
 	/* judged now, while OpenSSL still holds the certificate */
 	c->client = tls_client_id(c->gen->tls, c->tls_site, c->ssl);
+	c->cert_counted = c->client != NULL &&
+		client_id_status(c->client, tls_site_trust(c->gen->tls, c->tls_site)) == CLIENT_OK;
 	c->state = CONN_IDLE;
 	take_over(c, mark);
 	return true;
@@ -826,16 +828,19 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 	update_reading(c);
 }
 
-void conn_check_revoked(struct conn *c)
+void conn_check_cert(struct conn *c)
 {
 	const struct client_trust *t;
+	enum client_status st;
 
-	if (c->client == NULL || c->closed)
+	if (c->client == NULL || !c->cert_counted || c->closed)
 		return;
 	t = tls_site_trust(c->gen->tls, c->tls_site);
-	if (client_id_status(c->client, t) != CLIENT_REVOKED)
+	if (!client_id_lapsed(c->client, t))
 		return;
+	st = client_id_status(c->client, t);
 	log_info("closing the connection from %s: its client certificate \"%s\" (serial %s) "
-		 "was revoked", c->peer, client_id_name(c->client), client_id_serial(c->client));
+		 "no longer counts (%s)", c->peer, client_id_name(c->client),
+		 client_id_serial(c->client), client_status_name(st));
 	conn_abort(c);
 }

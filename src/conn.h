@@ -58,6 +58,7 @@ struct conn {
 	bool dirty;               /* on that list */
 	const struct conf_site *tls_site; /* chosen by the handshake */
 	struct client_id *client;  /* certificate the client presented (owned), or NULL */
+	bool cert_counted;         /* that certificate was valid on this connection once */
 	enum conn_state state;
 	bool reading;             /* uv_read_start is active */
 	bool want_read;           /* proxy wants input (not paused by backpressure) */
@@ -137,9 +138,11 @@ void conn_set_timer(struct conn *c, uint64_t ms);
 /* Negotiated protocol name ("TLSv1.3") or NULL for plain http. */
 const char *conn_tls_version(const struct conn *c);
 
-/* A revocation list changed: close c at once if the client certificate it
- * was authenticated with is now revoked. */
-void conn_check_revoked(struct conn *c);
+/* Close c at once if its client certificate was valid on it once (at the
+ * handshake or a later request) and no longer counts (revoked, expired,
+ * CRL out of date). One that never counted is only judged per request:
+ * it may still fetch public paths. */
+void conn_check_cert(struct conn *c);
 
 /* Ask an idle connection to close (worker stopping); busy ones finish the
  * exchange first. */

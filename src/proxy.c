@@ -59,7 +59,10 @@ void proxy_log_exchange(struct exchange *x)
 		.upstream = x->up ? x->up->hostport : NULL,
 		.tls = conn_tls_version(c),
 		.access = x->access,
-		.cert = c->client != NULL && x->access != NULL ? client_id_name(c->client) : NULL,
+		/* only a name the site's CA issued: anyone can write any name
+		 * into a self-made certificate */
+		.cert = x->access != NULL && client_id_verified(c->client) ?
+			client_id_name(c->client) : NULL,
 	};
 
 	if (x->logged)
@@ -202,6 +205,7 @@ static bool check_access(struct conn *c, struct exchange *x, struct h1_msg *m,
 	x->access = a.name;
 	if (a.allow) {
 		if (a.identified) {
+			c->cert_counted = true;
 			ur->cert_subject = client_id_subject(c->client);
 			ur->cert_fingerprint = client_id_fingerprint(c->client);
 		}

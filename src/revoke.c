@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #define CRL_FILE_MAX (16 * 1024 * 1024)
 
@@ -32,11 +34,21 @@ struct rev_entry {
 	unsigned char serial[REVOKE_SERIAL_MAX];
 };
 
+/* How recent one issuer's CRL is: by crlNumber, or thisUpdate without one. */
+struct crl_ver {
+	unsigned long issuer;
+	bool has_number;
+	uint64_t number;
+	time_t this_update;
+};
+
 /* One loaded file: immutable once published. */
 struct revset {
 	struct rev_entry *e; /* sorted by cmp_entry */
 	size_t n;
 	time_t next_update;  /* earliest nextUpdate of its CRLs; 0: none */
+	struct crl_ver *ver; /* one per issuer */
+	size_t nver;
 };
 
 struct revlist {
@@ -65,14 +77,6 @@ static int cmp_entry(const void *a, const void *b)
 	return memcmp(x->serial, y->serial, x->len);
 }
 
-static void revset_free(struct revset *s)
-{
-	if (s == NULL)
-		return;
-	free(s->e);
-	free(s);
-}
-
 static time_t asn1_epoch(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -81,6 +85,78 @@ static time_t asn1_epoch(const ASN1_TIME *t)
 		return 0;
 	return timegm(&tm);
 }
+
+static void revset_free(struct revset *s)
+{
+	if (s == NULL)
+		return;
+	free(s->ver);
+	free(s->e);
+	free(s);
+}
+
+static const struct crl_ver *find_ver(const struct revset *s, unsigned long issuer)
+{
+	size_t i;
+
+	for (i = 0; i < s->nver; i++)
+		if (s->ver[i].issuer == issuer)
+			return &s->ver[i];
+	return NULL;
+}
+
+static bool newer(const struct crl_ver *a, const struct crl_ver *b)
+{
+	if (a->has_number && b->has_number)
+		return a->number > b->number;
+	return a->this_update > b->this_update;
+}
+
+/* Remember the newest CRL per issuer. */
+static void note_ver(struct revset *s, X509_CRL *crl, unsigned long issuer)
+{
+	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	struct crl_ver v = { .issuer = issuer };
+	struct crl_ver *have;
+
+	v.has_number = num != NULL && ASN1_INTEGER_get_uint64(&v.number, num) == 1;
+	ASN1_INTEGER_free(num);
+	v.this_update = asn1_epoch(X509_CRL_get0_lastUpdate(crl));
+	have = (struct crl_ver *)find_ver(s, issuer);
+	if (have != NULL) {
+		if (newer(&v, have))
+			*have = v;
+		return;
+	}
+	s->ver = xrealloc(s->ver, (s->nver + 1) * sizeof(*s->ver));
+	s->ver[s->nver++] = v;
+}
+
+/*
+ * Would replacing old by s take the revocation state back in time? A CRL
+ * older than the one in force (a backup restored, a replayed download) or
+ * a file that lost an issuer's CRL would un-revoke certificates. NULL when
+ * s may replace old, else why not (static string). need_all: every issuer
+ * of old must be in s (the same generation's file; a reload may drop a CA).
+ */
+static const char *rolls_back(const struct revset *s, const struct revset *old, bool need_all)
+{
+	const struct crl_ver *nv;
+	size_t i;
+
+	for (i = 0; i < old->nver; i++) {
+		nv = find_ver(s, old->ver[i].issuer);
+		if (nv == NULL && !need_all)
+			continue;
+		if (nv == NULL)
+			return "it lacks the CRL of an issuer the list in force has";
+		if (newer(&old->ver[i], nv))
+			return "it is older than the list in force (lower crlNumber or earlier "
+			       "thisUpdate), and would un-revoke certificates";
+	}
+	return NULL;
+}
+
 
 static X509 *find_issuer(STACK_OF(X509) *issuers, X509_CRL *crl)
 {
@@ -123,15 +199,18 @@ static int add_crl(struct revset *s, X509_CRL *crl, STACK_OF(X509) *issuers, int
 		*why = xasprintf("CRL %d in %s: cannot hash its issuer name", idx, path);
 		return MOAT_ETLS;
 	}
+	note_ver(s, crl, issuer);
 	s->e = xrealloc(s->e, (s->n + (size_t)n + 1) * sizeof(*s->e));
 	for (i = 0; i < n; i++) {
 		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rev, i));
 		int len = ASN1_STRING_length(sn);
 		struct rev_entry *e = &s->e[s->n];
 
-		/* Longer serials cannot be presented by a certificate moat
-		 * accepts (clientcert.c refuses them), so they need no entry. */
-		if (len <= 0 || len > REVOKE_SERIAL_MAX)
+		/* Longer or negative serials cannot be presented by a
+		 * certificate moat accepts (clientcert.c refuses them), so they
+		 * need no entry; a negative one must not match its positive
+		 * twin, which has the same content octets. */
+		if (len <= 0 || len > REVOKE_SERIAL_MAX || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
 			continue;
 		memset(e, 0, sizeof(*e));
 		e->issuer = issuer;
@@ -197,11 +276,31 @@ fail:
 	return NULL;
 }
 
+/* A reload must not take a list back in time either: compare with what a
+ * running generation already holds for the same file. */
+static const char *live_rolls_back(const char *path, const struct revset *s)
+{
+	const char *back = NULL;
+	struct revlist *r;
+
+	pthread_mutex_lock(&reg_lock);
+	for (r = reg_head; r != NULL && back == NULL; r = r->next) {
+		if (strcmp(r->path, path) != 0)
+			continue;
+		pthread_rwlock_rdlock(&r->lock);
+		back = rolls_back(s, r->cur, false);
+		pthread_rwlock_unlock(&r->lock);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return back;
+}
+
 struct revlist *revlist_open(const char *path, STACK_OF(X509) *issuers, char **why)
 {
 	struct revlist *r;
 	struct revset *s;
 	struct stat st;
+	const char *back;
 	int i;
 
 	/* stat first: a change between stat and read is then seen again */
@@ -212,6 +311,12 @@ struct revlist *revlist_open(const char *path, STACK_OF(X509) *issuers, char **w
 	s = load(path, issuers, why);
 	if (s == NULL)
 		return NULL;
+	back = live_rolls_back(path, s);
+	if (back != NULL) {
+		*why = xasprintf("CRL file %s: %s", path, back);
+		revset_free(s);
+		return NULL;
+	}
 	r = xcalloc(1, sizeof(*r));
 	r->refs = 1;
 	r->path = xstrdup(path);
@@ -292,6 +397,7 @@ static bool refresh_one(struct revlist *r)
 {
 	struct revset *s, *old;
 	struct stat st;
+	const char *back;
 	char *why = NULL;
 
 	if (stat(r->path, &st) < 0) {
@@ -311,6 +417,14 @@ static bool refresh_one(struct revlist *r)
 		log_error("revocation list changed but cannot be used: %s; the last good list "
 			  "stays in force", why);
 		free(why);
+		return false;
+	}
+	/* only this thread replaces r->cur: reading it needs no lock */
+	back = rolls_back(s, r->cur, true);
+	if (back != NULL) {
+		log_error("revocation list %s changed but is refused: %s; the last good list "
+			  "stays in force", r->path, back);
+		revset_free(s);
 		return false;
 	}
 	pthread_rwlock_wrlock(&r->lock);

@@ -24,6 +24,8 @@
 
 static struct worker *workers;
 static unsigned nworkers;
+
+#define CERT_CHECK_MS 1000 /* open connections' certificates are re-judged this often */
 /* The generation the workers were last handed (control thread only; a
  * reference is held). Reload compares against it: workers[k].gen belongs
  * to worker k, which swaps and may free it at any time. */
@@ -114,6 +116,7 @@ static void finish_if_idle(struct worker *w)
 		w->drain_timer_on = false;
 	}
 	uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	uv_close((uv_handle_t *)&w->cert_timer, NULL);
 	uv_close((uv_handle_t *)&w->flush, NULL);
 	uv_close((uv_handle_t *)&w->wake, NULL);
 	pool_close(w->pool);
@@ -149,17 +152,24 @@ static void begin_stop(struct worker *w)
 	finish_if_idle(w);
 }
 
-/* A revocation list changed: connections authenticated with a certificate
- * that is now revoked close at once, whatever they are doing. */
-static void check_revoked(struct worker *w)
+/* Connections that were let in by a certificate that is now revoked,
+ * expired or no longer vouched for by a current CRL close at once, whatever
+ * they are doing (a tunnel has no next request to deny). */
+static void check_certs(struct worker *w)
 {
 	struct conn *c, *next;
 
 	w->rev_epoch = revoke_epoch();
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
-		conn_check_revoked(c);
+		conn_check_cert(c);
 	}
+}
+
+/* Certificates expire and CRLs go out of date without any event. */
+static void on_cert_timer(uv_timer_t *t)
+{
+	check_certs(t->data);
 }
 
 static void on_wake(uv_async_t *a)
@@ -172,7 +182,7 @@ static void on_wake(uv_async_t *a)
 		w->gen = g;
 	}
 	if (revoke_epoch() != w->rev_epoch)
-		check_revoked(w);
+		check_certs(w);
 	if (atomic_load(&w->stop_requested) && !w->stopping)
 		begin_stop(w);
 	if (atomic_load(&w->stop_now) && w->drain_timer_on) {
@@ -282,6 +292,10 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 		uv_async_init(&w->loop, &w->wake, on_wake);
 		w->drain_timer.data = w;
 		uv_timer_init(&w->loop, &w->drain_timer);
+		w->cert_timer.data = w;
+		uv_timer_init(&w->loop, &w->cert_timer);
+		uv_timer_start(&w->cert_timer, on_cert_timer, CERT_CHECK_MS, CERT_CHECK_MS);
+		uv_unref((uv_handle_t *)&w->cert_timer);
 		/* Runs before every poll: what this turn queued for clients leaves
 		 * in one write per connection. Unreferenced, so it never keeps a
 		 * stopping loop alive. */

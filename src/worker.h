@@ -56,6 +56,7 @@ struct worker {
 	size_t nconns;
 	struct pool *pool;
 	uv_timer_t drain_timer;
+	uv_timer_t cert_timer;          /* re-judges client certificates of open connections */
 	bool drain_timer_on;
 	struct conn *dirty;             /* connections with output to flush (conn.c) */
 	uv_prepare_t flush;             /* flushes them before the loop polls */
