@@ -181,6 +181,29 @@ static int write_crl(struct ca *ca)
 	return 0;
 }
 
+/*
+ * init writes the key, the CRL, the index and the certificate last, and a
+ * CA exists once ca.pem does. A key without a certificate and an index
+ * that lists nothing (or is missing) is what a crash during init leaves:
+ * nothing was issued with that key, so init may start over.
+ */
+static bool interrupted_init(const struct ca *ca)
+{
+	struct castore_index idx;
+	bool have_index, empty;
+
+	if (x509_file_exists(ca->index_path, &have_index) < 0)
+		return false;
+	if (!have_index)
+		return true;
+	memset(&idx, 0, sizeof(idx));
+	if (castore_index_load(ca->index_path, &idx) < 0)
+		return false;
+	empty = idx.n == 0;
+	castore_index_free(&idx);
+	return empty;
+}
+
 int ca_init(const char *datadir, const char *cn, X509 **cert)
 {
 	struct ca *ca = ca_new(datadir);
@@ -204,6 +227,11 @@ int ca_init(const char *datadir, const char *cn, X509 **cert)
 		rc = x509_file_exists(ca->key_path, &have_key);
 	if (rc < 0)
 		goto out;
+	if (have_key && !have_cert && interrupted_init(ca)) {
+		log_info("%s: %s has a key but no certificate and nothing was issued: an "
+			 "earlier init was interrupted; starting over", __func__, ca->dir);
+		have_key = false;
+	}
 	if (have_cert || have_key) {
 		log_error("%s: a client CA already exists in %s (%s is there); moat never "
 			  "replaces it, since every certificate it issued depends on it. To "

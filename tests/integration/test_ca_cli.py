@@ -160,6 +160,30 @@ class Init(CaTestCase):
         self.assertEqual((read(self.ca_pem), read(self.ca_key), read(self.index)), before,
                          "a refused init changed the CA files")
 
+    def test_interrupted_init_starts_over(self):
+        # a crash between writing the key and the certificate (written last)
+        self.init()
+        old_key = read(self.ca_key)
+        os.unlink(self.ca_pem)
+        rc, out, err = self.ca("init", "--name", "Again")
+        self.assertIn("interrupted", err)
+        self.assertNotEqual(read(self.ca_key), old_key)
+        self.assertIn("CN=Again", self.load_cert(self.ca_pem).subject.rfc4514_string())
+        # the same without an index at all
+        os.unlink(self.ca_pem)
+        os.unlink(self.index)
+        self.ca("init")
+
+    def test_lost_certificate_of_a_used_ca_is_not_replaced(self):
+        # the key issued something: a new CA would orphan it; never guess
+        self.init()
+        self.ca("issue", "alice")
+        os.unlink(self.ca_pem)
+        key = read(self.ca_key)
+        rc, out, err = self.ca("init", want=1)
+        self.assertIn("already exists", err)
+        self.assertEqual(read(self.ca_key), key)
+
     def test_bad_ca_name(self):
         rc, out, err = self.ca("init", "--name", "x" * 65, want=2)
         self.assertIn("64", err)
