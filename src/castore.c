@@ -169,8 +169,6 @@ static int load_entry(const char *path, size_t i, json_t *o, struct castore_inde
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	if (serial == NULL || castore_serial_norm(serial, e->serial) < 0)
 		return corrupt(path, "certs[%zu].serial is missing or not 1-40 hex digits", i);
-	if (castore_index_find(idx, e->serial) != (long)idx->n - 1)
-		return corrupt(path, "certs[%zu].serial %s appears twice", i, e->serial);
 	if (nb == NULL || parse_iso8601(nb, &e->not_before) < 0 || na == NULL ||
 	    parse_iso8601(na, &e->not_after) < 0)
 		return corrupt(path, "certs[%zu].not_before/not_after are missing or not "
@@ -190,6 +188,28 @@ static int load_entry(const char *path, size_t i, json_t *o, struct castore_inde
 		return corrupt(path, "certs[%zu].status is not \"active\" or \"revoked\"", i);
 	}
 	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorted, so that a large index is checked in n log n, not n squared. */
+static int check_unique(const char *path, const struct castore_index *idx)
+{
+	const char **s = xcalloc(idx->n + 1, sizeof(*s));
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < idx->n; i++)
+		s[i] = idx->e[i].serial;
+	qsort(s, idx->n, sizeof(*s), cmp_str);
+	for (i = 1; i < idx->n && rc == 0; i++)
+		if (strcmp(s[i - 1], s[i]) == 0)
+			rc = corrupt(path, "serial %s appears twice", s[i]);
+	free(s);
+	return rc;
 }
 
 int castore_index_load(const char *path, struct castore_index *idx)
@@ -237,7 +257,7 @@ int castore_index_load(const char *path, struct castore_index *idx)
 		if (rc < 0)
 			goto out;
 	}
-	rc = 0;
+	rc = check_unique(path, idx);
 out:
 	if (rc < 0)
 		castore_index_free(idx);
