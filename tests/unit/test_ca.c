@@ -276,12 +276,19 @@ static void init_refuses_second(void **state)
 {
 	struct paths *p = *state;
 	char *cert, *key, *cert2, *key2;
+	struct ca *ca = NULL;
+	struct ca_issued res;
 
 	assert_int_equal(ca_init(p->data, "Home CA", NULL), 0);
 	cert = slurp(p->cert);
 	key = slurp(p->key);
 	assert_int_equal(ca_init(p->data, "Other CA", NULL), MOAT_EEXIST);
-	/* Half a CA (the certificate deleted) is not overwritten either. */
+	/* Half a CA that issued something (the certificate deleted) is not
+	 * overwritten: its key signed a client certificate. */
+	assert_int_equal(ca_open(p->data, true, &ca), 0);
+	assert_int_equal(ca_issue(ca, "alice", 30, false, NULL, &res), 0);
+	ca_issued_free(&res);
+	ca_close(ca);
 	assert_int_equal(unlink(p->cert), 0);
 	assert_int_equal(ca_init(p->data, "Other CA", NULL), MOAT_EEXIST);
 	key2 = slurp(p->key);
@@ -293,6 +300,23 @@ static void init_refuses_second(void **state)
 	free(key2);
 	free(key);
 	free(cert);
+}
+
+/* A key without a certificate and nothing issued is an init that crashed
+ * before its last write: init starts over. */
+static void init_after_interrupted_init(void **state)
+{
+	struct paths *p = *state;
+	char *key, *key2;
+
+	assert_int_equal(ca_init(p->data, "Home CA", NULL), 0);
+	key = slurp(p->key);
+	assert_int_equal(unlink(p->cert), 0);
+	assert_int_equal(ca_init(p->data, "Home CA", NULL), 0);
+	key2 = slurp(p->key);
+	assert_string_not_equal(key, key2);
+	free(key2);
+	free(key);
 }
 
 static void issue_client_cert(void **state)
@@ -892,6 +916,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(list_statuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_ca_lists_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_index_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(init_after_interrupted_init, setup, teardown),
 		cmocka_unit_test_setup_teardown(crl_and_index_reconciled, setup, teardown),
 		cmocka_unit_test_setup_teardown(name_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(password_generator, setup, teardown),
