@@ -27,10 +27,11 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j 3 --timeout 600
 
-# Run each libFuzzer target (the HTTP/1 parser, the TLS 1.3 record layer)
-# for FUZZ_SECONDS; new inputs go to $(BUILD)-fuzz/corpus-<target>.
+# Run each libFuzzer target (the HTTP/1 parser, the TLS 1.3 record layer,
+# public-path matching) for FUZZ_SECONDS; new inputs go to
+# $(BUILD)-fuzz/corpus-<target>.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = h1 tls13
+FUZZ_TARGETS = h1 tls13 pathpat
 fuzz:
 	@scripts/deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DMOAT_LIBFUZZER=ON -DMOAT_SANITIZERS=OFF >/dev/null
