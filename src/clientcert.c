@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "revoke.h"
 #include "util.h"
+#include "x509util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -54,15 +55,6 @@ struct client_id {
 	char serial[2 * REVOKE_SERIAL_MAX + 1];
 	char *subject;
 };
-
-static time_t asn1_epoch(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
-}
 
 static void hex(const unsigned char *b, size_t n, char *out, bool upper)
 {
@@ -265,8 +257,8 @@ static bool take_chain(struct client_id *id, STACK_OF(X509) *chain)
 
 	for (i = 0; i < n; i++) {
 		X509 *x = sk_X509_value(chain, i);
-		time_t nb = asn1_epoch(X509_get0_notBefore(x));
-		time_t na = asn1_epoch(X509_get0_notAfter(x));
+		time_t nb = x509_epoch(X509_get0_notBefore(x));
+		time_t na = x509_epoch(X509_get0_notAfter(x));
 
 		if (i == 0 || nb > id->not_before)
 			id->not_before = nb;

@@ -9,12 +9,13 @@
  * after being deleted, all with one code path.
  */
 #include "revoke.h"
+#include "crlset.h"
 #include "fsutil.h"
 #include "log.h"
 #include "util.h"
+#include "x509util.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,32 +25,8 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #define CRL_FILE_MAX (16 * 1024 * 1024)
-
-struct rev_entry {
-	unsigned long issuer;
-	unsigned char len;
-	unsigned char serial[REVOKE_SERIAL_MAX];
-};
-
-/* How recent one issuer's CRL is: by crlNumber, or thisUpdate without one. */
-struct crl_ver {
-	unsigned long issuer;
-	bool has_number;
-	uint64_t number;
-	time_t this_update;
-};
-
-/* One loaded file: immutable once published. */
-struct revset {
-	struct rev_entry *e; /* sorted by cmp_entry */
-	size_t n;
-	time_t next_update;  /* earliest nextUpdate of its CRLs; 0: none */
-	struct crl_ver *ver; /* one per issuer */
-	size_t nver;
-};
 
 struct revlist {
 	struct revlist *prev, *next; /* registry */
@@ -57,7 +34,7 @@ struct revlist {
 	char *path;
 	STACK_OF(X509) *issuers;
 	pthread_rwlock_t lock;       /* guards cur */
-	struct revset *cur;
+	struct crlset *cur;
 	struct stat st;              /* of the file last read (zeroed: missing) */
 	bool missing_told;           /* "file is missing" already logged */
 };
@@ -65,98 +42,6 @@ struct revlist {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct revlist *reg_head;
 static _Atomic unsigned epoch = 1;
-
-static int cmp_entry(const void *a, const void *b)
-{
-	const struct rev_entry *x = a, *y = b;
-
-	if (x->issuer != y->issuer)
-		return x->issuer < y->issuer ? -1 : 1;
-	if (x->len != y->len)
-		return x->len < y->len ? -1 : 1;
-	return memcmp(x->serial, y->serial, x->len);
-}
-
-static time_t asn1_epoch(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
-}
-
-static void revset_free(struct revset *s)
-{
-	if (s == NULL)
-		return;
-	free(s->ver);
-	free(s->e);
-	free(s);
-}
-
-static const struct crl_ver *find_ver(const struct revset *s, unsigned long issuer)
-{
-	size_t i;
-
-	for (i = 0; i < s->nver; i++)
-		if (s->ver[i].issuer == issuer)
-			return &s->ver[i];
-	return NULL;
-}
-
-static bool newer(const struct crl_ver *a, const struct crl_ver *b)
-{
-	if (a->has_number && b->has_number)
-		return a->number > b->number;
-	return a->this_update > b->this_update;
-}
-
-/* Remember the newest CRL per issuer. */
-static void note_ver(struct revset *s, X509_CRL *crl, unsigned long issuer)
-{
-	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
-	struct crl_ver v = { .issuer = issuer };
-	struct crl_ver *have;
-
-	v.has_number = num != NULL && ASN1_INTEGER_get_uint64(&v.number, num) == 1;
-	ASN1_INTEGER_free(num);
-	v.this_update = asn1_epoch(X509_CRL_get0_lastUpdate(crl));
-	have = (struct crl_ver *)find_ver(s, issuer);
-	if (have != NULL) {
-		if (newer(&v, have))
-			*have = v;
-		return;
-	}
-	s->ver = xrealloc(s->ver, (s->nver + 1) * sizeof(*s->ver));
-	s->ver[s->nver++] = v;
-}
-
-/*
- * Would replacing old by s take the revocation state back in time? A CRL
- * older than the one in force (a backup restored, a replayed download) or
- * a file that lost an issuer's CRL would un-revoke certificates. NULL when
- * s may replace old, else why not (static string). need_all: every issuer
- * of old must be in s (the same generation's file; a reload may drop a CA).
- */
-static const char *rolls_back(const struct revset *s, const struct revset *old, bool need_all)
-{
-	const struct crl_ver *nv;
-	size_t i;
-
-	for (i = 0; i < old->nver; i++) {
-		nv = find_ver(s, old->ver[i].issuer);
-		if (nv == NULL && !need_all)
-			continue;
-		if (nv == NULL)
-			return "it lacks the CRL of an issuer the list in force has";
-		if (newer(&old->ver[i], nv))
-			return "it is older than the list in force (lower crlNumber or earlier "
-			       "thisUpdate), and would un-revoke certificates";
-	}
-	return NULL;
-}
-
 
 static X509 *find_issuer(STACK_OF(X509) *issuers, X509_CRL *crl)
 {
@@ -172,65 +57,52 @@ static X509 *find_issuer(STACK_OF(X509) *issuers, X509_CRL *crl)
 	return NULL;
 }
 
-/* Add one CRL's entries to s; *why on failure. */
-static int add_crl(struct revset *s, X509_CRL *crl, STACK_OF(X509) *issuers, int idx,
-		   const char *path, char **why)
+/*
+ * Add one CRL to s (*used +1); *why on failure. A CRL no trusted CA signed
+ * is an error when strict (the file is being opened for a configuration);
+ * otherwise (a file that changed under a running configuration, maybe for
+ * a newer one that trusts more CAs) it is reported and skipped.
+ */
+static int add_crl(struct crlset *s, X509_CRL *crl, STACK_OF(X509) *issuers, int idx,
+		   const char *path, bool strict, int *used, char **why)
 {
-	STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
-	unsigned long issuer;
+	X509 *ca = find_issuer(issuers, crl);
 	time_t nu;
-	int i, n = rev != NULL ? sk_X509_REVOKED_num(rev) : 0, ok = 0;
 
-	if (find_issuer(issuers, crl) == NULL) {
+	if (ca == NULL && !strict) {
+		log_error("revocation list %s: CRL %d is not signed by any client CA this "
+			  "configuration trusts; ignored", path, idx);
+		return 0;
+	}
+	if (ca == NULL) {
 		*why = xasprintf("CRL %d in %s is not signed by any of the site's client CA "
 				 "certificates; use the CRL published by that CA", idx, path);
 		return MOAT_ETLS;
 	}
-	nu = asn1_epoch(X509_CRL_get0_nextUpdate(crl));
+	nu = x509_epoch(X509_CRL_get0_nextUpdate(crl));
 	if (nu != 0 && nu < time(NULL)) {
 		*why = xasprintf("CRL %d in %s is out of date (its nextUpdate has passed); get "
 				 "a fresh one from the CA", idx, path);
 		return MOAT_ETLS;
 	}
-	if (nu != 0 && (s->next_update == 0 || nu < s->next_update))
-		s->next_update = nu;
-	issuer = X509_NAME_hash_ex(X509_CRL_get_issuer(crl), NULL, NULL, &ok);
-	if (ok != 1) {
-		*why = xasprintf("CRL %d in %s: cannot hash its issuer name", idx, path);
+	if (crlset_add(s, crl, ca) < 0) {
+		*why = xasprintf("CRL %d in %s: cannot read its issuer", idx, path);
 		return MOAT_ETLS;
 	}
-	note_ver(s, crl, issuer);
-	s->e = xrealloc(s->e, (s->n + (size_t)n + 1) * sizeof(*s->e));
-	for (i = 0; i < n; i++) {
-		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rev, i));
-		int len = ASN1_STRING_length(sn);
-		struct rev_entry *e = &s->e[s->n];
-
-		/* Longer or negative serials cannot be presented by a
-		 * certificate moat accepts (clientcert.c refuses them), so they
-		 * need no entry; a negative one must not match its positive
-		 * twin, which has the same content octets. */
-		if (len <= 0 || len > REVOKE_SERIAL_MAX || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
-			continue;
-		memset(e, 0, sizeof(*e));
-		e->issuer = issuer;
-		e->len = (unsigned char)len;
-		memcpy(e->serial, ASN1_STRING_get0_data(sn), (size_t)len);
-		s->n++;
-	}
+	(*used)++;
 	return 0;
 }
 
-/* Read and check the whole file into a new set. */
-static struct revset *load(const char *path, STACK_OF(X509) *issuers, char **why)
+/* Read and check the whole file into a new, unfinished set. */
+static struct crlset *load(const char *path, STACK_OF(X509) *issuers, bool strict, char **why)
 {
-	struct revset *s = xcalloc(1, sizeof(*s));
+	struct crlset *s = crlset_new();
 	char *text = NULL;
 	size_t len = 0;
 	BIO *bio = NULL;
 	X509_CRL *crl;
 	unsigned long e;
-	int count = 0, rc;
+	int count = 0, used = 0, rc;
 
 	*why = NULL;
 	rc = fs_read_file(path, CRL_FILE_MAX, &text, &len);
@@ -250,7 +122,7 @@ static struct revset *load(const char *path, STACK_OF(X509) *issuers, char **why
 		if (crl == NULL)
 			break;
 		count++;
-		rc = add_crl(s, crl, issuers, count, path, why);
+		rc = add_crl(s, crl, issuers, count, path, strict, &used, why);
 		X509_CRL_free(crl);
 		if (rc < 0)
 			goto fail;
@@ -263,8 +135,12 @@ static struct revset *load(const char *path, STACK_OF(X509) *issuers, char **why
 				 count > 0 ? " after its first entries" : "");
 		goto fail;
 	}
+	if (used == 0) {
+		*why = xasprintf("no CRL in %s is signed by a client CA this configuration trusts",
+				 path);
+		goto fail;
+	}
 	ERR_clear_error();
-	qsort(s->e, s->n, sizeof(*s->e), cmp_entry);
 	BIO_free(bio);
 	free(text);
 	return s;
@@ -272,35 +148,36 @@ fail:
 	ERR_clear_error();
 	BIO_free(bio);
 	free(text);
-	revset_free(s);
+	crlset_free(s);
 	return NULL;
 }
 
-/* A reload must not take a list back in time either: compare with what a
- * running generation already holds for the same file. */
-static const char *live_rolls_back(const char *path, const struct revset *s)
+/* A reload must not take revocation back in time either: whatever a
+ * running generation holds for the same CAs (from this file or another)
+ * that is newer is carried into the new set. */
+static void carry_live(const char *path, struct crlset *s, STACK_OF(X509) *issuers)
 {
-	const char *back = NULL;
+	const char *cn = NULL;
 	struct revlist *r;
+	size_t kept = 0;
 
 	pthread_mutex_lock(&reg_lock);
-	for (r = reg_head; r != NULL && back == NULL; r = r->next) {
-		if (strcmp(r->path, path) != 0)
-			continue;
+	for (r = reg_head; r != NULL; r = r->next) {
 		pthread_rwlock_rdlock(&r->lock);
-		back = rolls_back(s, r->cur, false);
+		kept += crlset_carry(s, r->cur, issuers, &cn);
 		pthread_rwlock_unlock(&r->lock);
 	}
 	pthread_mutex_unlock(&reg_lock);
-	return back;
+	if (kept > 0)
+		log_warn("revocation list %s: its CRL of \"%s\" is missing or older than the "
+			 "one in force; the revocations in force stay", path, cn != NULL ? cn : "?");
 }
 
 struct revlist *revlist_open(const char *path, STACK_OF(X509) *issuers, char **why)
 {
 	struct revlist *r;
-	struct revset *s;
+	struct crlset *s;
 	struct stat st;
-	const char *back;
 	int i;
 
 	/* stat first: a change between stat and read is then seen again */
@@ -308,15 +185,11 @@ struct revlist *revlist_open(const char *path, STACK_OF(X509) *issuers, char **w
 		*why = xasprintf("cannot read the CRL file %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	s = load(path, issuers, why);
+	s = load(path, issuers, true, why);
 	if (s == NULL)
 		return NULL;
-	back = live_rolls_back(path, s);
-	if (back != NULL) {
-		*why = xasprintf("CRL file %s: %s", path, back);
-		revset_free(s);
-		return NULL;
-	}
+	carry_live(path, s, issuers);
+	crlset_finish(s);
 	r = xcalloc(1, sizeof(*r));
 	r->refs = 1;
 	r->path = xstrdup(path);
@@ -358,7 +231,7 @@ void revlist_unref(struct revlist *r)
 	pthread_mutex_unlock(&reg_lock);
 	if (!last)
 		return;
-	revset_free(r->cur);
+	crlset_free(r->cur);
 	pthread_rwlock_destroy(&r->lock);
 	sk_X509_pop_free(r->issuers, X509_free);
 	free(r->path);
@@ -368,20 +241,14 @@ void revlist_unref(struct revlist *r)
 bool revlist_has(struct revlist *r, unsigned long issuer, const unsigned char *serial,
 		 size_t len, bool *stale)
 {
-	struct rev_entry key;
+	time_t nu;
 	bool found;
 
-	*stale = false;
-	if (len == 0 || len > REVOKE_SERIAL_MAX)
-		return true; /* cannot be looked up: never vouch for it */
-	memset(&key, 0, sizeof(key));
-	key.issuer = issuer;
-	key.len = (unsigned char)len;
-	memcpy(key.serial, serial, len);
 	pthread_rwlock_rdlock(&r->lock);
-	found = bsearch(&key, r->cur->e, r->cur->n, sizeof(key), cmp_entry) != NULL;
-	*stale = r->cur->next_update != 0 && time(NULL) > r->cur->next_update;
+	found = crlset_has(r->cur, issuer, serial, len);
+	nu = crlset_next_update(r->cur);
 	pthread_rwlock_unlock(&r->lock);
+	*stale = nu != 0 && time(NULL) > nu;
 	return found;
 }
 
@@ -392,12 +259,13 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* One list: true when a new set was published. */
+/* One list: true when a new set was published. Only the control thread
+ * replaces r->cur, so reading it here needs no lock. */
 static bool refresh_one(struct revlist *r)
 {
-	struct revset *s, *old;
+	struct crlset *s, *old;
 	struct stat st;
-	const char *back;
+	const char *cn = NULL;
 	char *why = NULL;
 
 	if (stat(r->path, &st) < 0) {
@@ -412,28 +280,24 @@ static bool refresh_one(struct revlist *r)
 		return false;
 	r->missing_told = false;
 	r->st = st;
-	s = load(r->path, r->issuers, &why);
+	s = load(r->path, r->issuers, false, &why);
 	if (s == NULL) {
 		log_error("revocation list changed but cannot be used: %s; the last good list "
 			  "stays in force", why);
 		free(why);
 		return false;
 	}
-	/* only this thread replaces r->cur: reading it needs no lock */
-	back = rolls_back(s, r->cur, true);
-	if (back != NULL) {
-		log_error("revocation list %s changed but is refused: %s; the last good list "
-			  "stays in force", r->path, back);
-		revset_free(s);
-		return false;
-	}
+	if (crlset_carry(s, r->cur, r->issuers, &cn) > 0)
+		log_warn("revocation list %s: its CRL of \"%s\" is missing or older than the "
+			 "one in force; the revocations in force stay", r->path, cn);
+	crlset_finish(s);
 	pthread_rwlock_wrlock(&r->lock);
 	old = r->cur;
 	r->cur = s;
 	pthread_rwlock_unlock(&r->lock);
-	log_info("revocation list %s reloaded: %zu revoked certificate%s", r->path, s->n,
-		 s->n == 1 ? "" : "s");
-	revset_free(old);
+	log_info("revocation list %s reloaded: %zu revoked certificate%s", r->path,
+		 crlset_count(s), crlset_count(s) == 1 ? "" : "s");
+	crlset_free(old);
 	return true;
 }
 

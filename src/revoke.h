@@ -8,9 +8,10 @@
  * the control thread calls revoke_refresh() a few times a second; a file
  * that changed is read again and, if it is valid, its revoked set replaces
  * the old one at once for every worker, and revoke_epoch() moves on so
- * workers know to re-check live connections. A file that turns bad while
- * running is reported and the last good set stays in force: a broken CRL
- * never un-revokes anything.
+ * workers know to re-check live connections. Nothing ever un-revokes: a
+ * file that turns bad while running is reported and the last good set
+ * stays in force, and an issuer whose CRL went missing or older keeps the
+ * revocations in force (crlset.h), also across reloads.
  *
  * Ownership: revlist_open returns a reference (caller drops it with
  * revlist_unref); the registry of open lists holds none.
@@ -21,10 +22,11 @@
 #define MOAT_REVOKE_H
 
 #include <openssl/x509.h>
+#include "crlset.h"
 #include <stdbool.h>
 #include <stddef.h>
 
-#define REVOKE_SERIAL_MAX 32 /* RFC 5280 allows 20 octets; longer ones never match */
+#define REVOKE_SERIAL_MAX CRLSET_SERIAL_MAX /* longer serials never match */
 
 struct revlist;
 

@@ -16,6 +16,7 @@
 #include "pki.h"
 #include "uri.h"
 #include "util.h"
+#include "x509util.h"
 
 #include <openssl/err.h>
 #include <openssl/sha.h>
@@ -225,15 +226,6 @@ static SSL_CTX *new_ctx(void)
 	return ctx;
 }
 
-static long long asn1_epoch(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return (long long)timegm(&tm);
-}
-
 /* The same rule as pki.c: renew when a third of the lifetime remains. */
 static long long renewal_time(SSL_CTX *ctx)
 {
@@ -242,8 +234,8 @@ static long long renewal_time(SSL_CTX *ctx)
 
 	if (x == NULL)
 		return 0;
-	nb = asn1_epoch(X509_get0_notBefore(x));
-	na = asn1_epoch(X509_get0_notAfter(x));
+	nb = x509_epoch(X509_get0_notBefore(x));
+	na = x509_epoch(X509_get0_notAfter(x));
 	return na - (na - nb) / 3;
 }
 

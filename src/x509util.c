@@ -54,6 +54,15 @@ int x509_asn1_to_time(const ASN1_TIME *at, time_t *out)
 	return 0;
 }
 
+time_t x509_epoch(const ASN1_TIME *at)
+{
+	time_t t = 0;
+
+	if (at == NULL || x509_asn1_to_time(at, &t) < 0)
+		return 0;
+	return t;
+}
+
 int x509_file_exists(const char *path, bool *exists)
 {
 	struct stat st;

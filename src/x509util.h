@@ -40,6 +40,10 @@ void x509_format_time(time_t t, char *buf, size_t size);
 /* ASN1_TIME -> time_t (UTC). Returns 0 or -1 when unreadable (not logged). */
 int x509_asn1_to_time(const ASN1_TIME *at, time_t *out);
 
+/* The same as a value: 0 when at is NULL (an absent nextUpdate, say) or
+ * unreadable. */
+time_t x509_epoch(const ASN1_TIME *at);
+
 /* Sets *exists; only a definite ENOENT counts as absent, any other stat
  * failure returns MOAT_EIO (logged with the path). */
 int x509_file_exists(const char *path, bool *exists);

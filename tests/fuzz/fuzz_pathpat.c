@@ -28,6 +28,17 @@ static void check(bool ok, const char *what)
 	}
 }
 
+/* n bytes (not NUL-terminated) as a string; strndup would scan past them. */
+static char *dupn(const char *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	check(s != NULL, "malloc");
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
 /* Split s[0..n) after its leading '/' at every '/'; count in *nseg. */
 static char **split(const char *s, size_t n, size_t *nseg)
 {
@@ -38,8 +49,7 @@ static char **split(const char *s, size_t n, size_t *nseg)
 	*nseg = 0;
 	for (i = 1; i <= n; i++) {
 		if (i == n || s[i] == '/') {
-			seg[*nseg] = strndup(s + start, i - start);
-			check(seg[*nseg] != NULL, "strndup");
+			seg[*nseg] = dupn(s + start, i - start);
 			(*nseg)++;
 			start = i + 1;
 		}
@@ -123,8 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nl2 = memchr(nl1 + 1, '\n', size - (size_t)(nl1 + 1 - in));
 	if (nl2 == NULL)
 		return 0;
-	entry = strndup(in, (size_t)(nl1 - in));
-	method = strndup(nl1 + 1, (size_t)(nl2 - nl1 - 1));
+	entry = dupn(in, (size_t)(nl1 - in));
+	method = dupn(nl1 + 1, (size_t)(nl2 - nl1 - 1));
 	tlen = size - (size_t)(nl2 + 1 - in);
 	target = malloc(tlen ? tlen : 1);
 	path = malloc(tlen + 1);

@@ -732,6 +732,25 @@ class Policy(Base):
                     self.assert_denied(r, self.k.reason[kind], "photos.localhost")
         self.none_for(self.up_photos, "/t05py/")
 
+    def test_04_h2c_upgrade_on_a_public_path_is_not_forwarded(self):
+        # After a 101 to h2c every later request would be HTTP/2 inside the
+        # tunnel, out of the gate's sight: the upgrade is dropped, the
+        # request goes up as a plain one. WebSocket upgrades still pass.
+        for i, value in enumerate(("h2c", "H2C", "websocket, h2c", " h2c ")):
+            path = "/share/t04h2c-%d" % i
+            r = self.req("photos.localhost", "GET", path, headers=[
+                "Connection: Upgrade, HTTP2-Settings", "Upgrade: " + value,
+                "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"])
+            self.assertEqual(r.status, 200, r)
+            got = self.one(self.up_photos, path)
+            self.assertIsNone(got.headers.get("upgrade"), "Upgrade %r was forwarded" % value)
+            self.assertNotIn("upgrade", (got.headers.get("connection") or "").lower())
+        path = "/share/t04ws"
+        r = self.req("photos.localhost", "GET", path, headers=[
+            "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
+        self.assertEqual(self.one(self.up_photos, path).headers.get("upgrade"), "websocket")
+
     def test_05_cert_expiring_on_an_open_connection_stops_counting(self):
         # A connection made with a valid certificate is closed once it
         # expires (a tunnel has no next request to deny). A connection made
@@ -1102,18 +1121,30 @@ class Revocation(Base):
     def setUpClass(cls):
         cls.k = make_pki(cls)
 
-    def start(self, revoked=(), **crl_kw):
+    def start(self, revoked=(), ca=None, crls=None, **crl_kw):
         self.up = self.upstream()
         d = self.tmp()
         self.crl = os.path.join(d, "crl.pem")
-        self.k.pki.write_crl(self.crl, self.k.ca, revoked=revoked, **crl_kw)
+        if crls is not None:
+            self.write_crls(crls)
+        else:
+            self.k.pki.write_crl(self.crl, self.k.ca, revoked=revoked, **crl_kw)
         self.moat_ = m = M.Moat(self)
-        m.start(m.config({
-            "photos.localhost": M.site(self.up, clients="required", client_ca=self.k.ca.cert,
+        m.start(self.config(ca=ca))
+        return m
+
+    def config(self, ca=None):
+        return self.moat_.config({
+            "photos.localhost": M.site(self.up, clients="required",
+                                       client_ca=ca or self.k.ca.cert,
                                        crl=self.crl, public=["GET /share/**"]),
             "open.localhost": M.site(self.up),
-        }))
-        return m
+        })
+
+    def write_crls(self, crls):
+        """crl.pem := one CRL per (ca, revoked) pair, replaced atomically."""
+        self.k.pki.write_atomic(self.crl, b"".join(self.k.pki.crl_pem(ca, revoked)
+                                                    for ca, revoked in crls))
 
     def revoke(self, revoked, **kw):
         """Replace crl.pem atomically; returns time.monotonic() of the rename."""
@@ -1321,23 +1352,63 @@ class Revocation(Base):
         self.wait_status(k.phone, 403, "phone's revocation to apply")
         before = len(self.moat_.stderr())
         self.k.pki.write_atomic(self.crl, old)
-        M.wait_until(lambda: "older than the list in force" in self.moat_.stderr()[before:],
-                     10, "moat to refuse the older CRL")
+        M.wait_until(lambda: "older than the one in force" in self.moat_.stderr()[before:],
+                     10, "moat to notice the older CRL")
         r = self.req("photos.localhost", "GET", "/r10o/phone", leaf=k.phone)
         self.assert_denied(r, "revoked", "photos.localhost")
         self.none_for(self.up, "/r10o/phone")
-        # a reload reading the older file is refused too: the old rules stay
-        cfg = self.moat_.config({
-            "photos.localhost": M.site(self.up, clients="required", client_ca=k.ca.cert,
-                                       crl=self.crl, public=["GET /share/**"]),
-            "open.localhost": M.site(self.up)})
-        self.assertFalse(self.moat_.reload(cfg), "a reload rolled the CRL back")
-        self.assertIn("older than the list in force", self.moat_.stderr())
+        # a reload reading the older file keeps the revocation too
+        self.assertTrue(self.moat_.reload(self.config()), self.moat_.stderr()[before:])
         r = self.req("photos.localhost", "GET", "/r10o/phone-2", leaf=k.phone)
         self.assert_denied(r, "revoked", "photos.localhost")
-        # a newer CRL still applies
+        r = self.req("photos.localhost", "GET", "/r10o/laptop", leaf=k.laptop)
+        self.assertEqual(r.status, 200, r)
+        # a newer CRL still applies, also lifting a revocation
+        time.sleep(1.1)  # a CRL of the same second is the same version: kept with it
         self.revoke([])
         self.wait_status(k.phone, 200, "a newer CRL to apply")
+
+    def test_10_file_that_lost_a_ca_crl_keeps_its_revocations(self):
+        # Two CAs, one CRL each in one file; the file loses CA 2's CRL. CA 2's
+        # revocations stay, while the poll and after a reload, and CA 1's new
+        # ones still apply.
+        k = self.k
+        ca_bundle = k.pki.write_atomic(os.path.join(self.tmp(), "ca.pem"),
+                                       read_file(k.ca.cert) + read_file(k.ca2.cert))
+        self.start(ca=ca_bundle, crls=[(k.ca, []), (k.ca2, [k.kid])])
+        self.assertEqual(self.status_now(k.kid, "/r10l/kid-0"), 403)
+        self.assertEqual(self.status_now(k.phone, "/r10l/phone-0"), 200)
+        time.sleep(1.1)
+        before = len(self.moat_.stderr())
+        self.write_crls([(k.ca, [k.phone])])
+        self.wait_status(k.phone, 403, "CA 1's new revocation to apply")
+        self.assertIn("is missing or older than the one in force", self.moat_.stderr()[before:])
+        self.assertEqual(self.status_now(k.kid, "/r10l/kid-1"), 403, "kid came back")
+        self.assertTrue(self.moat_.reload(self.config(ca=ca_bundle)))
+        self.assertEqual(self.status_now(k.kid, "/r10l/kid-2"), 403, "kid came back on reload")
+        self.assertEqual(self.status_now(k.phone, "/r10l/phone-2"), 403)
+        self.none_for(self.up, "/r10l/kid")
+
+    def test_09_reload_that_adds_a_ca_keeps_old_connections_revocable(self):
+        # After a reload that trusts one more CA (and its CRL joins the file),
+        # connections made before it must still see new revocations.
+        k = self.k
+        self.start()
+        held = connect(self.moat_, "photos.localhost", k.phone)
+        self.addCleanup(held.close)
+        held.request("GET", "/r09a/phone-1", "photos.localhost")
+        self.assertEqual(held.read_response().status, 200)
+        ca_bundle = k.pki.write_atomic(os.path.join(self.tmp(), "ca.pem"),
+                                       read_file(k.ca.cert) + read_file(k.ca2.cert))
+        time.sleep(1.1)
+        self.write_crls([(k.ca, []), (k.ca2, [])])
+        self.assertTrue(self.moat_.reload(self.config(ca=ca_bundle)))
+        self.assertEqual(self.status_now(k.kid, "/r09a/kid"), 200)
+        time.sleep(1.1)
+        self.write_crls([(k.ca, [k.phone]), (k.ca2, [])])
+        self.assertTrue(is_closed(held.sock, 10),
+                        "the connection made before the reload was not closed on revocation")
+        self.wait_status(k.phone, 403, "phone's revocation to apply")
 
     def test_09_connection_that_never_had_a_valid_cert_is_not_closed(self):
         # Revocation closes connections whose certificate counted when they
