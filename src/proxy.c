@@ -191,6 +191,32 @@ static void redirect(struct conn *c, struct exchange *x, const char *host)
 	free(body);
 }
 
+/*
+ * Does an Upgrade value offer h2c? Such a request goes upstream as a plain
+ * request: after a 101 every later request on the connection would be
+ * HTTP/2 inside the tunnel, where moat can judge none of them (the "h2c
+ * smuggling" that lets a client past a proxy's rules, here the public
+ * paths of a client-certificate gate).
+ */
+static bool offers_h2c(struct h1_slice v)
+{
+	size_t i = 0, start, end;
+
+	while (i < v.n) {
+		while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+			i++;
+		start = i;
+		while (i < v.n && v.p[i] != ',' && v.p[i] != ' ' && v.p[i] != '\t' && v.p[i] != '/')
+			i++;
+		end = i;
+		if (end > start && h1_slice_ieq((struct h1_slice){ v.p + start, end - start }, "h2c"))
+			return true;
+		while (i < v.n && v.p[i] != ',')
+			i++;
+	}
+	return false;
+}
+
 /* The site's client policy; false when the request was denied (answered). */
 static bool check_access(struct conn *c, struct exchange *x, struct h1_msg *m,
 			 struct upstream_req *ur)
@@ -239,7 +265,7 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	x->http10 = m->minor == 0;
 	x->client_close = (m->flags & H1_F_CLOSE) != 0;
 	/* RFC 9110 7.8: Upgrade is ignored in an HTTP/1.0 request */
-	x->upgrade = (m->flags & H1_F_UPGRADE) != 0 && m->minor == 1;
+	x->upgrade = (m->flags & H1_F_UPGRADE) != 0 && m->minor == 1 && !offers_h2c(m->upgrade);
 	x->expect = (m->flags & H1_F_EXPECT_CONTINUE) != 0;
 	x->req_framing = m->framing;
 	x->req_left = m->content_length;
