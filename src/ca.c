@@ -15,6 +15,7 @@
 #include "util.h"
 #include "x509util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 struct ca {
@@ -181,31 +183,100 @@ static int write_crl(struct ca *ca)
 	return 0;
 }
 
+/* The CRL init writes: number 1 (or none), nothing revoked; or no file. */
+static bool crl_is_blank(const char *path)
+{
+	ASN1_INTEGER *num = NULL;
+	X509_CRL *crl = NULL;
+	bool blank = false;
+	FILE *f = fopen(path, "r");
+	long n = 0;
+
+	if (f == NULL)
+		return errno == ENOENT;
+	crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+	fclose(f);
+	if (crl == NULL)
+		goto out;
+	num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	if (num != NULL)
+		n = ASN1_INTEGER_get(num);
+	blank = n <= 1 && sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) <= 0;
+out:
+	ERR_clear_error();
+	ASN1_INTEGER_free(num);
+	X509_CRL_free(crl);
+	return blank;
+}
+
+/* Link path to a fresh "<path>.interrupted-<time>[.N]" (never replacing an
+ * earlier one); *aside is its name (heap). */
+static int set_aside(const char *path, char **aside)
+{
+	long long t = (long long)time(NULL);
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		*aside = i == 0 ? xasprintf("%s.interrupted-%lld", path, t) :
+			 xasprintf("%s.interrupted-%lld.%d", path, t, i);
+		if (link(path, *aside) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+		free(*aside);
+		*aside = NULL;
+	}
+	log_error("ca_init: cannot set %s aside: %s", path, strerror(errno));
+	return MOAT_EIO;
+}
+
+/* No client files were ever written into the default directory. */
+static bool clients_empty(const char *dir)
+{
+	char *path = xasprintf("%s/clients", dir);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty;
+
+	free(path);
+	if (d == NULL)
+		return errno == ENOENT;
+	empty = true;
+	for (e = readdir(d); e != NULL && empty; e = readdir(d))
+		empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
 /*
  * init writes the key, the CRL, the index and the certificate last, and a
- * CA exists once ca.pem does. A key without a certificate and an index
- * that lists nothing (or is missing) is what a crash during init leaves:
- * nothing was issued with that key, so init may start over.
+ * CA exists once ca.pem does. A key without a certificate, with an index
+ * that lists nothing (or none), a CRL that revokes nothing and was never
+ * rewritten (or none) and no client files is what a crash during init
+ * leaves: nothing was issued with that key, so init may start over. Any
+ * trace of use and it is an error for a person to look at.
  */
 static bool interrupted_init(const struct ca *ca)
 {
 	struct castore_index idx;
 	bool have_index, empty;
 
-	if (x509_file_exists(ca->index_path, &have_index) < 0)
+	if (!crl_is_blank(ca->crl_path) || !clients_empty(ca->dir) ||
+	    x509_file_exists(ca->index_path, &have_index) < 0)
 		return false;
 	if (!have_index)
 		return true;
 	memset(&idx, 0, sizeof(idx));
 	if (castore_index_load(ca->index_path, &idx) < 0)
 		return false;
-	empty = idx.n == 0;
+	empty = idx.n == 0 && idx.crl_number <= 1;
 	castore_index_free(&idx);
 	return empty;
 }
 
 int ca_init(const char *datadir, const char *cn, X509 **cert)
 {
+	char *aside = NULL;
 	struct ca *ca = ca_new(datadir);
 	char name[4 * X509_CN_MAX + 1];
 	bool have_cert, have_key;
@@ -228,8 +299,19 @@ int ca_init(const char *datadir, const char *cn, X509 **cert)
 	if (rc < 0)
 		goto out;
 	if (have_key && !have_cert && interrupted_init(ca)) {
-		log_info("%s: %s has a key but no certificate and nothing was issued: an "
-			 "earlier init was interrupted; starting over", __func__, ca->dir);
+		/* kept aside, not overwritten: a person may still want it */
+		rc = set_aside(ca->key_path, &aside);
+		if (rc < 0)
+			goto out;
+		if (unlink(ca->key_path) < 0) {
+			log_error("%s: setting %s aside as %s: %s", __func__, ca->key_path, aside,
+				  strerror(errno));
+			rc = MOAT_EIO;
+			goto out;
+		}
+		log_info("%s: %s has a key but no certificate and was never used: an earlier "
+			 "init was interrupted; starting over (the old key is now %s)", __func__,
+			 ca->dir, aside);
 		have_key = false;
 	}
 	if (have_cert || have_key) {
@@ -270,6 +352,7 @@ out:
 		unlink(ca->crl_path);
 	if (rc < 0 && wrote >= 3)
 		unlink(ca->index_path);
+	free(aside);
 	ca_close(ca);
 	return rc;
 }
@@ -372,38 +455,36 @@ static bool same_dir(const struct stat *dir, const char *other)
 	return stat(other, &st) == 0 && st.st_dev == dir->st_dev && st.st_ino == dir->st_ino;
 }
 
-/*
- * A user-chosen directory keeps its mode (it may be "."); ours is 0700.
- * NAME.pem and NAME.key land there, so it must not be one of moat's own
- * state directories, where a NAME like "ca" or "internal-ca" would replace
- * a CA's certificate and key.
- */
-static int make_out_dir(const struct ca *ca, const char *dir)
+int ca_check_out_dir(const struct ca *ca, const char *dir)
 {
 	char *data = fs_dirname(ca->dir), *certs = xasprintf("%s/certs", data);
 	struct stat st;
-	int rc = MOAT_EIO;
+	int rc = 0;
 
-	if (stat(dir, &st) != 0) {
-		rc = fs_mkdir_private(dir);
-		goto out;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		log_error("ca_issue: %s is not a directory", dir);
-		goto out;
-	}
-	if (same_dir(&st, ca->dir) || same_dir(&st, data) || same_dir(&st, certs)) {
-		log_error("ca_issue: --out %s is one of moat's own state directories, where "
-			  "the new files could replace a CA's; choose another directory (the "
-			  "default is %s/clients)", dir, ca->dir);
+	if (stat(dir, &st) == 0 &&
+	    (same_dir(&st, ca->dir) || same_dir(&st, data) || same_dir(&st, certs))) {
+		log_error("ca_issue: %s is one of moat's own state directories, where the new "
+			  "files could replace a CA's; choose another directory (the default is "
+			  "%s/clients)", dir, ca->dir);
 		rc = MOAT_EINVAL;
-		goto out;
 	}
-	rc = 0;
-out:
 	free(certs);
 	free(data);
 	return rc;
+}
+
+/* A user-chosen directory keeps its mode (it may be "."); ours is 0700. */
+static int make_out_dir(const struct ca *ca, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) != 0)
+		return fs_mkdir_private(dir);
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("ca_issue: %s is not a directory", dir);
+		return MOAT_EIO;
+	}
+	return ca_check_out_dir(ca, dir);
 }
 
 /* A certificate this name already uses, or NULL. */

@@ -106,6 +106,14 @@ X509 *ca_cert(const struct ca *ca);
 const char *ca_crl_path(const struct ca *ca);
 
 /*
+ * Refuse dir (0, or MOAT_EINVAL logged) when it is one of moat's own state
+ * directories (the data directory, client-ca/, certs/), where issued files
+ * (NAME.pem, NAME.key, a bundle) could replace a CA's certificate or key.
+ * A directory that does not exist yet is fine.
+ */
+int ca_check_out_dir(const struct ca *ca, const char *dir);
+
+/*
  * Issue a client certificate for name (see ca_check_name) valid for days
  * (1..CA_CLIENT_DAYS_MAX) and record it in the index, then write
  * <out_dir>/NAME.pem (0644) and NAME.key (0600); out_dir NULL means

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -516,11 +517,47 @@ out:
 	return rc;
 }
 
+struct serial_ref {
+	const char *serial;
+	size_t i;
+};
+
+static int cmp_ref(const void *a, const void *b)
+{
+	return strcmp(((const struct serial_ref *)a)->serial, ((const struct serial_ref *)b)->serial);
+}
+
+/* Serials of n items (each `size` bytes, the serial string at offset
+ * off), sorted, so that reconciling tens of thousands of entries stays
+ * n log n. */
+static struct serial_ref *sorted_refs(const void *items, size_t n, size_t size, size_t off)
+{
+	struct serial_ref *r = xcalloc(n + 1, sizeof(*r));
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		r[i].serial = (const char *)items + i * size + off;
+		r[i].i = i;
+	}
+	if (n > 0)
+		qsort(r, n, sizeof(*r), cmp_ref);
+	return r;
+}
+
+static const struct serial_ref *find_ref(const struct serial_ref *r, size_t n, const char *serial)
+{
+	struct serial_ref key = { serial, 0 };
+
+	return n > 0 ? bsearch(&key, r, n, sizeof(key), cmp_ref) : NULL;
+}
+
 void castore_reconcile(struct castore_index *idx, const struct castore_crl *crl,
 		       struct castore_revoked **extra, size_t *nextra, bool *crl_stale,
 		       bool *idx_dirty)
 {
-	size_t i, j;
+	struct serial_ref *by_idx, *by_crl;
+	const struct serial_ref *f;
+	size_t i;
 
 	if (crl->number < idx->crl_number) {
 		*crl_stale = true;
@@ -528,26 +565,26 @@ void castore_reconcile(struct castore_index *idx, const struct castore_crl *crl,
 		idx->crl_number = crl->number;
 		*idx_dirty = true;
 	}
+	by_idx = sorted_refs(idx->e, idx->n, sizeof(*idx->e), offsetof(struct ca_entry, serial));
+	by_crl = sorted_refs(crl->r, crl->n, sizeof(*crl->r),
+			     offsetof(struct castore_revoked, serial));
 	for (i = 0; i < crl->n; i++) {
-		long k = castore_index_find(idx, crl->r[i].serial);
-
-		if (k < 0) {
+		f = find_ref(by_idx, idx->n, crl->r[i].serial);
+		if (f == NULL) {
 			*extra = xrealloc(*extra, (*nextra + 1) * sizeof(**extra));
 			(*extra)[(*nextra)++] = crl->r[i];
-		} else if (idx->e[k].status != CA_REVOKED) {
-			idx->e[k].status = CA_REVOKED;
-			idx->e[k].revoked_at = crl->r[i].when;
+		} else if (idx->e[f->i].status != CA_REVOKED) {
+			idx->e[f->i].status = CA_REVOKED;
+			idx->e[f->i].revoked_at = crl->r[i].when;
 			*idx_dirty = true;
 		}
 	}
-	for (i = 0; i < idx->n && !*crl_stale; i++) {
-		if (idx->e[i].status != CA_REVOKED)
-			continue;
-		for (j = 0; j < crl->n && strcmp(crl->r[j].serial, idx->e[i].serial) != 0; j++)
-			;
-		if (j == crl->n)
+	for (i = 0; i < idx->n && !*crl_stale; i++)
+		if (idx->e[i].status == CA_REVOKED &&
+		    find_ref(by_crl, crl->n, idx->e[i].serial) == NULL)
 			*crl_stale = true;
-	}
+	free(by_crl);
+	free(by_idx);
 }
 
 void castore_crl_free(struct castore_crl *crl)

@@ -4,6 +4,7 @@
  * Exit codes: 0 done, 1 failed (logged), 2 usage error.
  */
 #include "ca.h"
+#include "fsutil.h"
 #include "cli.h"
 #include "conf.h"
 #include "log.h"
@@ -294,11 +295,18 @@ static int do_issue(const struct opts *o, const char *data, const char *password
 	struct ca *ca = NULL;
 	struct ca_issued res;
 	char gen[P12_GEN_LEN + 1] = "", until[64];
+	char *p12_dir = NULL;
 	int rc = 1;
 
 	memset(&res, 0, sizeof(res));
 	if (ca_open(data, true, &ca) < 0)
 		goto out;
+	/* before anything is issued: a refused bundle path leaves no certificate */
+	if (o->p12 != NULL) {
+		p12_dir = fs_dirname(o->p12);
+		if (ca_check_out_dir(ca, p12_dir) < 0)
+			goto out;
+	}
 	if (ca_issue(ca, o->name, days, o->force, o->out, &res) < 0)
 		goto out;
 	x509_format_time(res.not_after, until, sizeof(until));
@@ -325,6 +333,7 @@ static int do_issue(const struct opts *o, const char *data, const char *password
 	rc = 0;
 out:
 	fflush(stdout);
+	free(p12_dir);
 	OPENSSL_cleanse(gen, sizeof(gen));
 	ca_issued_free(&res);
 	ca_close(ca);

@@ -169,10 +169,34 @@ class Init(CaTestCase):
         self.assertIn("interrupted", err)
         self.assertNotEqual(read(self.ca_key), old_key)
         self.assertIn("CN=Again", self.load_cert(self.ca_pem).subject.rfc4514_string())
+        aside = [f for f in os.listdir(self.ca_dir) if f.startswith("ca.key.interrupted-")]
+        self.assertEqual(len(aside), 1, os.listdir(self.ca_dir))
+        self.assertEqual(read(os.path.join(self.ca_dir, aside[0])), old_key,
+                         "the old key was not kept")
         # the same without an index at all
         os.unlink(self.ca_pem)
         os.unlink(self.index)
         self.ca("init")
+
+    def test_used_ca_without_certificate_and_index_is_not_replaced(self):
+        # revoked something (CRL number 2, an entry) and lost ca.pem and the
+        # index: the key was used, so init refuses
+        self.init()
+        self.ca("issue", "phone")
+        self.ca("revoke", "phone")
+        os.unlink(self.ca_pem)
+        os.unlink(self.index)
+        key = read(self.ca_key)
+        rc, out, err = self.ca("init", want=1)
+        self.assertIn("already exists", err)
+        self.assertEqual(read(self.ca_key), key)
+        # issued but nothing revoked: the client files give it away
+        shutil.rmtree(self.ca_dir)
+        self.init()
+        self.ca("issue", "laptop")
+        os.unlink(self.ca_pem)
+        os.unlink(self.index)
+        self.ca("init", want=1)
 
     def test_lost_certificate_of_a_used_ca_is_not_replaced(self):
         # the key issued something: a new CA would orphan it; never guess
@@ -268,6 +292,15 @@ class Issue(CaTestCase):
         self.assertEqual(mode(os.path.join(out_dir, "bob.key")), "0600")
         rc, out, err = run("--help")  # the top-level usage mentions ca
         self.assertIn("ca COMMAND", out)
+
+    def test_p12_never_lands_in_a_state_directory(self):
+        before = read(self.ca_key, True)
+        rc, out, err = self.issue("laptop", "--p12", self.ca_key, want=1)
+        self.assertIn("one of moat's own state directories", err)
+        self.assertEqual(read(self.ca_key, True), before, "ca.key was replaced by a bundle")
+        _, out, _ = self.ca("list")
+        self.assertIn("no client certificates were issued yet", out,
+                      "a refused bundle still issued a certificate")
 
     def test_out_dir_is_never_a_state_directory(self):
         # NAME.pem/NAME.key there could replace a CA's certificate and key
