@@ -4,14 +4,15 @@
  * Exit codes: 0 done, 1 failed (logged), 2 usage error.
  */
 #include "ca.h"
-#include "fsutil.h"
 #include "cli.h"
 #include "conf.h"
+#include "fsutil.h"
 #include "log.h"
 #include "p12.h"
 #include "util.h"
 #include "x509util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -306,6 +308,11 @@ static int do_issue(const struct opts *o, const char *data, const char *password
 		p12_dir = fs_dirname(o->p12);
 		if (ca_check_out_dir(ca, p12_dir) < 0)
 			goto out;
+		if (access(p12_dir, W_OK) != 0) {
+			log_error("cannot write the bundle %s into %s: %s; nothing was issued",
+				  o->p12, p12_dir, strerror(errno));
+			goto out;
+		}
 	}
 	if (ca_issue(ca, o->name, days, o->force, o->out, &res) < 0)
 		goto out;

@@ -30,6 +30,7 @@ struct crl_ver {
 	unsigned long issuer;   /* its name hash, as in the entries */
 	ASN1_INTEGER *number;   /* NULL: the CRL has none */
 	time_t this_update;
+	time_t next_update;     /* 0: none */
 	char cn[65];            /* for messages */
 };
 
@@ -38,7 +39,7 @@ struct crlset {
 	size_t n, cap;
 	struct crl_ver *ver;
 	size_t nver;
-	time_t next_update;
+	time_t next_update;     /* earliest of the versions in force (crlset_finish) */
 };
 
 static int cmp_entry(const void *a, const void *b)
@@ -142,11 +143,10 @@ int crlset_add(struct crlset *s, X509_CRL *crl, X509 *ca)
 		return MOAT_ETLS;
 	v.number = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
 	v.this_update = x509_epoch(X509_CRL_get0_lastUpdate(crl));
+	v.next_update = nu;
 	X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, v.cn, sizeof(v.cn));
 	note_ver(s, &v);
 	ASN1_INTEGER_free(v.number);
-	if (nu != 0 && (s->next_update == 0 || nu < s->next_update))
-		s->next_update = nu;
 	for (i = 0; i < n; i++) {
 		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rev, i));
 		int len = ASN1_STRING_length(sn);
@@ -202,9 +202,6 @@ size_t crlset_carry(struct crlset *s, const struct crlset *old, STACK_OF(X509) *
 			if (old->e[k].issuer == ov->issuer)
 				push_entry(s, &old->e[k]);
 	}
-	if (count > 0 && (s->next_update == 0 ||
-			  (old->next_update != 0 && old->next_update < s->next_update)))
-		s->next_update = old->next_update;
 	return count;
 }
 
@@ -212,6 +209,13 @@ void crlset_finish(struct crlset *s)
 {
 	size_t i, o = 0;
 
+	/* only the CRLs in force say how long the set may vouch: a replaced
+	 * or dropped CRL's nextUpdate no longer counts */
+	s->next_update = 0;
+	for (i = 0; i < s->nver; i++)
+		if (s->ver[i].next_update != 0 &&
+		    (s->next_update == 0 || s->ver[i].next_update < s->next_update))
+			s->next_update = s->ver[i].next_update;
 	if (s->n == 0)
 		return;
 	qsort(s->e, s->n, sizeof(*s->e), cmp_entry);

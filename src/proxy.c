@@ -192,28 +192,21 @@ static void redirect(struct conn *c, struct exchange *x, const char *host)
 }
 
 /*
- * Does an Upgrade value offer h2c? Such a request goes upstream as a plain
+ * Does an Upgrade value offer h2c, however spelled ("h2c", "H2C/1",
+ * "\"h2c\"", "foo h2c;q=1")? Such a request goes upstream as a plain
  * request: after a 101 every later request on the connection would be
  * HTTP/2 inside the tunnel, where moat can judge none of them (the "h2c
  * smuggling" that lets a client past a proxy's rules, here the public
- * paths of a client-certificate gate).
+ * paths of a client-certificate gate). No other protocol's name contains
+ * "h2c", so a plain search is both simplest and strictest.
  */
 static bool offers_h2c(struct h1_slice v)
 {
-	size_t i = 0, start, end;
+	size_t i;
 
-	while (i < v.n) {
-		while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
-			i++;
-		start = i;
-		while (i < v.n && v.p[i] != ',' && v.p[i] != ' ' && v.p[i] != '\t' && v.p[i] != '/')
-			i++;
-		end = i;
-		if (end > start && h1_slice_ieq((struct h1_slice){ v.p + start, end - start }, "h2c"))
+	for (i = 0; i + 3 <= v.n; i++)
+		if (h1_slice_ieq((struct h1_slice){ v.p + i, 3 }, "h2c"))
 			return true;
-		while (i < v.n && v.p[i] != ',')
-			i++;
-	}
 	return false;
 }
 

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #define CRL_FILE_MAX (16 * 1024 * 1024)
 
@@ -58,6 +60,31 @@ static X509 *find_issuer(STACK_OF(X509) *issuers, X509_CRL *crl)
 }
 
 /*
+ * A full CRL: every certificate of its issuer, every reason. A delta CRL
+ * only lists what changed since a base, and a partitioned one (scoped by
+ * an issuing distribution point) only part of the issuer's certificates:
+ * treating either as complete would drop the revocations it leaves out.
+ * A CRL scoped to user certificates only is complete for client
+ * certificates.
+ */
+static bool is_full_crl(X509_CRL *crl)
+{
+	ISSUING_DIST_POINT *idp;
+	int crit = -1;
+	bool full;
+
+	if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0)
+		return false;
+	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &crit, NULL);
+	if (idp == NULL)
+		return crit == -1; /* -1: absent; anything else: present but unreadable */
+	full = idp->distpoint == NULL && idp->onlysomereasons == NULL && !idp->indirectCRL &&
+	       !idp->onlyCA && !idp->onlyattr;
+	ISSUING_DIST_POINT_free(idp);
+	return full;
+}
+
+/*
  * Add one CRL to s (*used +1); *why on failure. A CRL no trusted CA signed
  * is an error when strict (the file is being opened for a configuration);
  * otherwise (a file that changed under a running configuration, maybe for
@@ -69,6 +96,16 @@ static int add_crl(struct crlset *s, X509_CRL *crl, STACK_OF(X509) *issuers, int
 	X509 *ca = find_issuer(issuers, crl);
 	time_t nu;
 
+	if (!is_full_crl(crl)) {
+		if (strict) {
+			*why = xasprintf("CRL %d in %s is a delta or partitioned CRL (deltaCRLIndicator "
+					 "or issuingDistributionPoint); give the CA's full CRL", idx, path);
+			return MOAT_ETLS;
+		}
+		log_error("revocation list %s: CRL %d is a delta or partitioned CRL; ignored (give "
+			  "the CA's full CRL)", path, idx);
+		return 0;
+	}
 	if (ca == NULL && !strict) {
 		log_error("revocation list %s: CRL %d is not signed by any client CA this "
 			  "configuration trusts; ignored", path, idx);
@@ -136,8 +173,8 @@ static struct crlset *load(const char *path, STACK_OF(X509) *issuers, bool stric
 		goto fail;
 	}
 	if (used == 0) {
-		*why = xasprintf("no CRL in %s is signed by a client CA this configuration trusts",
-				 path);
+		*why = xasprintf("%s holds no full CRL signed by a client CA this configuration "
+				 "trusts", path);
 		goto fail;
 	}
 	ERR_clear_error();
@@ -158,19 +195,24 @@ fail:
 static void carry_live(const char *path, struct crlset *s, STACK_OF(X509) *issuers)
 {
 	const char *cn = NULL;
+	char name[65] = "?";
 	struct revlist *r;
-	size_t kept = 0;
+	size_t kept = 0, n;
 
 	pthread_mutex_lock(&reg_lock);
 	for (r = reg_head; r != NULL; r = r->next) {
 		pthread_rwlock_rdlock(&r->lock);
-		kept += crlset_carry(s, r->cur, issuers, &cn);
+		n = crlset_carry(s, r->cur, issuers, &cn);
+		/* cn points into r's set, which may go once the locks are let go */
+		if (n > 0 && cn != NULL)
+			snprintf(name, sizeof(name), "%s", cn);
+		kept += n;
 		pthread_rwlock_unlock(&r->lock);
 	}
 	pthread_mutex_unlock(&reg_lock);
 	if (kept > 0)
 		log_warn("revocation list %s: its CRL of \"%s\" is missing or older than the "
-			 "one in force; the revocations in force stay", path, cn != NULL ? cn : "?");
+			 "one in force; the revocations in force stay", path, name);
 }
 
 struct revlist *revlist_open(const char *path, STACK_OF(X509) *issuers, char **why)

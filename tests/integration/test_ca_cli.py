@@ -302,6 +302,14 @@ class Issue(CaTestCase):
         self.assertIn("no client certificates were issued yet", out,
                       "a refused bundle still issued a certificate")
 
+    def test_p12_into_a_missing_directory_issues_nothing(self):
+        rc, out, err = self.issue("alice", "--p12", os.path.join(self.d, "no", "such",
+                                                                 "alice.p12"), want=1)
+        self.assertIn("nothing was issued", err)
+        _, out, _ = self.ca("list")
+        self.assertIn("no client certificates were issued yet", out)
+        self.issue("alice")  # and the name is still free
+
     def test_out_dir_is_never_a_state_directory(self):
         # NAME.pem/NAME.key there could replace a CA's certificate and key
         before = {p: read(p, True) for p in (self.ca_pem, self.ca_key, self.crl)}

@@ -736,7 +736,8 @@ class Policy(Base):
         # After a 101 to h2c every later request would be HTTP/2 inside the
         # tunnel, out of the gate's sight: the upgrade is dropped, the
         # request goes up as a plain one. WebSocket upgrades still pass.
-        for i, value in enumerate(("h2c", "H2C", "websocket, h2c", " h2c ")):
+        for i, value in enumerate(("h2c", "H2C", "websocket, h2c", " h2c ", '"h2c"', "h2c;q=1",
+                                   "foo h2c", "websocket/13 h2c", "h2c/1")):
             path = "/share/t04h2c-%d" % i
             r = self.req("photos.localhost", "GET", path, headers=[
                 "Connection: Upgrade, HTTP2-Settings", "Upgrade: " + value,

@@ -44,6 +44,8 @@ static void ca_free(struct ca *ca)
 	EVP_PKEY_free(ca->key);
 }
 
+static long next_in = 86400; /* nextUpdate of the CRLs crl_make builds, seconds from now */
+
 /* A CRL of ca revoking serials 1..n listed in revoked (0-terminated);
  * number: decimal crlNumber or NULL for none; age: thisUpdate seconds ago. */
 static X509_CRL *crl_make(const struct ca *ca, const char *number, long age, const int *revoked)
@@ -60,7 +62,7 @@ static X509_CRL *crl_make(const struct ca *ca, const char *number, long age, con
 	assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)), 1);
 	assert_non_null(X509_time_adj_ex(t, 0, -age, &now));
 	assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
-	assert_non_null(X509_time_adj_ex(t, 1, 0, &now));
+	assert_non_null(X509_time_adj_ex(t, 0, next_in, &now));
 	assert_int_equal(X509_CRL_set1_nextUpdate(crl, t), 1);
 	if (number != NULL) {
 		assert_true(BN_dec2bn(&bn, number) > 0);
@@ -261,6 +263,48 @@ static void test_next_update_and_serials(void **state)
 	ca_free(&ca);
 }
 
+/* How long a set may vouch comes from the CRLs in force only: a replaced
+ * CRL's near nextUpdate, or that of a CA not trusted here, no longer
+ * counts; a carried one does. */
+static void test_next_update_of_versions_in_force(void **state)
+{
+	static const int none[] = { 0 };
+	struct ca a, b, c;
+	STACK_OF(X509) *ab;
+	struct crlset *old, *s;
+	X509_CRL *crl;
+	time_t now = time(NULL);
+
+	ca_make(&a, "CA a");
+	ca_make(&b, "CA b");
+	ca_make(&c, "CA c");
+	ab = trust(&a, &b);
+	next_in = 100;
+	old = set_of(&a, "1", 100, none);
+	crl = crl_make(&c, "1", 100, none);
+	assert_int_equal(crlset_add(old, crl, c.cert), 0);
+	X509_CRL_free(crl);
+	next_in = 86400;
+	crl = crl_make(&b, "1", 100, none);
+	assert_int_equal(crlset_add(old, crl, b.cert), 0);
+	X509_CRL_free(crl);
+	crlset_finish(old);
+	assert_true(crlset_next_update(old) <= now + 200);
+	/* A's CRL replaced by a newer one, B's carried, C not trusted here */
+	s = replace(old, set_of(&a, "2", 50, none), ab, 1);
+	assert_true(crlset_next_update(s) > now + 80000);
+	crlset_free(s);
+	/* A missing: its near nextUpdate comes along with its revocations */
+	s = replace(old, set_of(&b, "2", 50, none), ab, 1);
+	assert_true(crlset_next_update(s) <= now + 200);
+	crlset_free(s);
+	crlset_free(old);
+	sk_X509_free(ab);
+	ca_free(&a);
+	ca_free(&b);
+	ca_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_big_numbers_and_no_numbers),
 		cmocka_unit_test(test_issuers_by_key),
 		cmocka_unit_test(test_next_update_and_serials),
+		cmocka_unit_test(test_next_update_of_versions_in_force),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
