@@ -30,13 +30,12 @@ import time
 
 import clientpki as P
 import moatlib as M
+import sclient as S
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-OPENSSL = os.environ.get("OPENSSL", "openssl")
-SCLIENT_TIMEOUT = 30
 PUBLIC = ["GET /share/**", "GET /api/shared-links/me", "GET,HEAD /api/assets/*/thumbnail"]
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 SPOOF = [("X-Client-Cert-Subject", "CN=admin"),
@@ -176,65 +175,6 @@ def _raise(e):
     raise e
 
 
-class SClient:
-    """Result of one s_client run."""
-
-    def __init__(self, cmd, rc, out, err):
-        self.cmd, self.rc, self.out, self.err = cmd, rc, out, err
-
-    def __repr__(self):
-        return "s_client %s\nrc=%s\n--- stdout:\n%s\n--- stderr:\n%s" % (
-            " ".join(self.cmd[2:]), self.rc, self.out[-6000:], self.err[-3000:])
-
-    def session_line(self):
-        """("New"|"Reused", "TLSv1.x") or None."""
-        m = re.search(r"^(New|Reused), (TLSv[\d.]+), Cipher is (\S+)$", self.out, re.M)
-        return m.groups()[:2] if m else None
-
-    def status(self):
-        m = re.search(r"^HTTP/1\.1 (\d{3}) ", self.out, re.M)
-        return int(m.group(1)) if m else None
-
-    def body(self):
-        i = self.out.find("\r\n\r\n", self.out.find("HTTP/1.1 "))
-        return self.out[i + 4:] if i >= 0 else ""
-
-    def sent(self):
-        return [ln for ln in self.out.splitlines()
-                if ln.startswith(">>>") and "RecordHeader" not in ln]
-
-    def received(self):
-        return [ln for ln in self.out.splitlines()
-                if ln.startswith("<<<") and "RecordHeader" not in ln]
-
-    def alerts_received(self):
-        out = []
-        for ln in self.received():
-            m = re.search(r"Alert \[length [0-9a-f]+\], (\w+ \w+)", ln)
-            if m:
-                out.append(m.group(1))
-        return out
-
-    def handshake_received(self, kind):
-        return [ln for ln in self.received()
-                if re.search(r"Handshake \[length [0-9a-f]+\], %s$" % kind, ln)]
-
-
-def _reap(proc):
-    if proc.poll() is None:
-        proc.kill()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-    for f in (proc.stdin, proc.stdout, proc.stderr):
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
-
-
 class Base(M.MoatTestCase):
     moat_ = None
     k = None
@@ -248,25 +188,8 @@ class Base(M.MoatTestCase):
     def req(self, sni, method, path, moat=None, **kw):
         return one_request(moat or self.moat_, sni, method, path, **kw)
 
-    def s_client(self, args, stdin=None, moat=None, timeout=SCLIENT_TIMEOUT):
-        moat = moat or self.moat_
-        cmd = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % moat.https_port] + list(args)
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.addCleanup(_reap, p)
-        try:
-            out, err = p.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            raise AssertionError("s_client did not finish within %d s:\n%r" % (
-                timeout, SClient(cmd, None, out.decode("utf-8", "replace"),
-                                 err.decode("utf-8", "replace"))))
-        r = SClient(cmd, p.returncode, out.decode("utf-8", "replace"),
-                    err.decode("utf-8", "replace"))
-        if r.rc != 0:
-            moat.assert_alive()
-        return r
+    def s_client(self, args, stdin=None, moat=None, timeout=S.TIMEOUT):
+        return S.run(self, moat or self.moat_, args, stdin=stdin, timeout=timeout)
 
     def sclient_http(self, sni, path, leaf=None, version="-tls1_3", sess_out=None,
                      sess_in=None, host=None, extra=(), moat=None):
@@ -938,13 +861,13 @@ class Policy(Base):
                 sess = self.session_file()
                 r1 = self.sclient_http("open.localhost", "/t08/x-open-%s" % flag, version=flag,
                                        sess_out=sess)
-                self.assertEqual((r1.status(), r1.session_line()), (200, ("New", version)), r1)
+                self.assertEqual((r1.status(), r1.session()), (200, ("New", version)), r1)
                 self.assertTrue(os.path.exists(sess) and os.path.getsize(sess) > 0, r1)
                 path = "/t08/x-photos-%s" % flag
                 r2 = self.sclient_http("photos.localhost", path, version=flag, sess_in=sess,
                                        extra=["-trace"])
                 self.assert_session_offered(r2, version)
-                self.assertEqual(r2.session_line(), ("New", version),
+                self.assertEqual(r2.session(), ("New", version),
                                  "open.localhost's session resumed under photos: %r" % r2)
                 self.assertEqual(r2.status(), 403, r2)
                 self.assert_log(path, "deny:no-cert", None)
@@ -952,12 +875,12 @@ class Policy(Base):
                 sess = self.session_file()
                 r1 = self.sclient_http("photos.localhost", "/t08/y-photos-%s" % flag,
                                        leaf=self.k.phone, version=flag, sess_out=sess)
-                self.assertEqual((r1.status(), r1.session_line()), (200, ("New", version)), r1)
+                self.assertEqual((r1.status(), r1.session()), (200, ("New", version)), r1)
                 path = "/t08/y-opt-%s" % flag
                 r2 = self.sclient_http("opt.localhost", path, version=flag, sess_in=sess,
                                        extra=["-trace"])
                 self.assert_session_offered(r2, version)
-                self.assertEqual(r2.session_line(), ("New", version),
+                self.assertEqual(r2.session(), ("New", version),
                                  "photos' session (with phone's cert) resumed under opt: %r" % r2)
                 self.assertEqual(r2.status(), 200, r2)
                 self.assert_anonymous(self.one(self.up_opt, path))
@@ -966,12 +889,12 @@ class Policy(Base):
                 sess = self.session_file()
                 r1 = self.sclient_http("opt.localhost", "/t08/z-opt-%s" % flag,
                                        leaf=self.k.phone, version=flag, sess_out=sess)
-                self.assertEqual((r1.status(), r1.session_line()), (200, ("New", version)), r1)
+                self.assertEqual((r1.status(), r1.session()), (200, ("New", version)), r1)
                 path = "/t08/z-photos-%s" % flag
                 r2 = self.sclient_http("photos.localhost", path, version=flag, sess_in=sess,
                                        extra=["-trace"])
                 self.assert_session_offered(r2, version)
-                self.assertEqual(r2.session_line(), ("New", version), r2)
+                self.assertEqual(r2.session(), ("New", version), r2)
                 self.assertEqual(r2.status(), 403, r2)
                 self.assert_log(path, "deny:no-cert", None)
         self.none_for(self.up_photos, "/t08/x-")
@@ -994,11 +917,11 @@ class Policy(Base):
                 sess = self.session_file()
                 r1 = self.sclient_http("photos.localhost", "/t08/same-1-%s" % flag,
                                        leaf=self.k.laptop, version=flag, sess_out=sess)
-                self.assertEqual((r1.status(), r1.session_line()), (200, ("New", version)), r1)
+                self.assertEqual((r1.status(), r1.session()), (200, ("New", version)), r1)
                 # No -cert this time: the certificate comes back with the session.
                 path = "/t08/same-2-%s" % flag
                 r2 = self.sclient_http("photos.localhost", path, version=flag, sess_in=sess)
-                self.assertEqual(r2.session_line(), ("Reused", version), r2)
+                self.assertEqual(r2.session(), ("Reused", version), r2)
                 self.assertEqual(r2.status(), 200, r2)
                 self.assert_identity(self.one(self.up_photos, path), self.k.laptop)
                 self.assert_log(path, "allow:cert", "laptop")
@@ -1010,19 +933,19 @@ class Policy(Base):
         self.assertEqual(r1.status(), 403, r1)
         r2 = self.sclient_http("photos.localhost", "/t08/bad-2", sess_in=sess)
         self.assertEqual(r2.status(), 403, r2)
-        if r2.session_line() == ("Reused", "TLSv1.3"):
+        if r2.session() == ("Reused", "TLSv1.3"):
             self.assertIn('"reason":"expired"', r2.body(), r2)
         self.none_for(self.up_photos, "/t08/bad-")
 
     # -------------------------------------------------------- 12. renegotiation
 
     def test_12_client_renegotiation_is_refused(self):
-        cmd = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.moat_.https_port,
+        cmd = [S.OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.moat_.https_port,
                "-servername", "photos.localhost", "-CAfile", self.moat_.ca, "-tls1_2", "-msg",
                "-cert", self.k.phone.cert, "-key", self.k.phone.key]
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-        self.addCleanup(_reap, p)
+        self.addCleanup(S.reap, p)
         p.stdin.write(b"R\n")
         p.stdin.flush()
         try:
@@ -1038,12 +961,11 @@ class Policy(Base):
         except (BrokenPipeError, OSError):
             pass
         try:
-            out, err = p.communicate(timeout=SCLIENT_TIMEOUT)
+            out, err = p.communicate(timeout=S.TIMEOUT)
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
-        r = SClient(cmd, p.returncode, out.decode("utf-8", "replace"),
-                    err.decode("utf-8", "replace"))
+        r = S.decoded(cmd, p.returncode, out, err)
         print("\n  renegotiation: alerts from moat %s, s_client rc %s, http status %s"
               % (r.alerts_received(), r.rc, r.status()))
         self.assertIn("RENEGOTIATING", r.err, r)
@@ -1184,10 +1106,10 @@ class Revocation(Base):
             sess = self.session_file()
             r1 = self.sclient_http("photos.localhost", "/r08/first-%s" % leaf.cn, leaf=leaf,
                                    version=flag, sess_out=sess)
-            self.assertEqual((r1.status(), r1.session_line()), (200, ("New", version)), r1)
+            self.assertEqual((r1.status(), r1.session()), (200, ("New", version)), r1)
             r2 = self.sclient_http("photos.localhost", "/r08/resumed-%s" % leaf.cn,
                                    version=flag, sess_in=sess)
-            self.assertEqual((r2.status(), r2.session_line()), (200, ("Reused", version)), r2)
+            self.assertEqual((r2.status(), r2.session()), (200, ("Reused", version)), r2)
             sessions[flag] = (sess, version, leaf)
         t0 = self.revoke([k.tablet, k.tablet12])
         self.wait_status(k.tablet, 403, "tablet's revocation to apply")
@@ -1196,7 +1118,7 @@ class Revocation(Base):
             with self.subTest(version=version):
                 path = "/r08/after-%s" % leaf.cn
                 r = self.sclient_http("photos.localhost", path, version=flag, sess_in=sess)
-                self.assertEqual(r.session_line(), ("Reused", version), r)
+                self.assertEqual(r.session(), ("Reused", version), r)
                 self.assertEqual(r.status(), 403, r)
                 self.assertIn('"reason":"revoked"', r.body(), r)
                 self.assert_log(path, "deny:revoked", leaf.cn)

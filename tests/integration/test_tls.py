@@ -18,106 +18,23 @@ import subprocess
 import tempfile
 
 import moatlib as M
+import sclient as S
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-OPENSSL = os.environ.get("OPENSSL", "openssl")
-SCLIENT_TIMEOUT = 30
 INTERMEDIATE_ECDSA_12 = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
                          "ECDHE-ECDSA-CHACHA20-POLY1305")
 SUITES_13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
-PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n?", re.S)
-
-
-class SClient:
-    """Result of one s_client run."""
-
-    def __init__(self, cmd, rc, out, err):
-        self.cmd, self.rc, self.out, self.err = cmd, rc, out, err
-
-    @property
-    def text(self):
-        return self.out + "\n" + self.err
-
-    def __repr__(self):
-        return "s_client %s\nrc=%s\n--- stdout:\n%s\n--- stderr:\n%s" % (
-            " ".join(self.cmd[2:]), self.rc, self.out[-6000:], self.err[-3000:])
-
-    def session_line(self):
-        """("New"|"Reused", "TLSv1.x", cipher) from 'New, TLSv1.3, Cipher is X', or None."""
-        m = re.search(r"^(New|Reused), (TLSv[\d.]+), Cipher is (\S+)$", self.out, re.M)
-        return m.groups() if m else None
-
-    def certs(self):
-        """Certificates printed by -showcerts, leaf first."""
-        return [x509.load_pem_x509_certificate(p.encode()) for p in PEM_RE.findall(self.out)]
-
-    def received(self):
-        """-msg lines for records/messages moat sent ("<<< ..."), without record headers."""
-        return [line for line in self.out.splitlines()
-                if line.startswith("<<<") and "RecordHeader" not in line]
-
-    def sent(self):
-        return [line for line in self.out.splitlines()
-                if line.startswith(">>>") and "RecordHeader" not in line]
-
-    def alerts_received(self):
-        """['fatal protocol_version', ...] from moat's alert records."""
-        out = []
-        for line in self.received():
-            m = re.search(r"Alert \[length [0-9a-f]+\], (\w+ \w+)", line)
-            if m:
-                out.append(m.group(1))
-        return out
-
-    def handshake_received(self, kind):
-        return [line for line in self.received()
-                if re.search(r"Handshake \[length [0-9a-f]+\], %s$" % kind, line)]
-
-
-def _reap(proc):
-    """Cleanup: stop a child by its pid if it is still running."""
-    if proc.poll() is None:
-        proc.kill()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-    for f in (proc.stdin, proc.stdout, proc.stderr):
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
 
 
 class TlsBase(M.MoatTestCase):
     moat_ = None
 
-    def s_client(self, args, stdin=None, moat=None, timeout=SCLIENT_TIMEOUT):
-        """Run s_client against moat. stdin: None for /dev/null (s_client closes once
-        the handshake is done) or bytes written to a pipe, then closed."""
-        moat = moat or self.moat_
-        cmd = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % moat.https_port] + list(args)
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.addCleanup(_reap, p)
-        try:
-            out, err = p.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            raise AssertionError("s_client did not finish within %d s:\n%r"
-                                 % (timeout, SClient(cmd, None, out.decode("utf-8", "replace"),
-                                                     err.decode("utf-8", "replace"))))
-        r = SClient(cmd, p.returncode, out.decode("utf-8", "replace"),
-                    err.decode("utf-8", "replace"))
-        if r.rc != 0:
-            moat.assert_alive()
-        return r
+    def s_client(self, args, stdin=None, moat=None, timeout=S.TIMEOUT):
+        return S.run(self, moat or self.moat_, args, stdin=stdin, timeout=timeout)
 
     def assert_verified(self, r, name):
         self.assertEqual(r.rc, 0, r)
@@ -200,10 +117,10 @@ class Tls(TlsBase):
         leaf = r.certs()[0]
         self.assertEqual(fingerprint(leaf), self.c_cert.sha256, r)
         # The same answer from the openssl CLI's own parser.
-        x = subprocess.run([OPENSSL, "x509", "-noout", "-fingerprint", "-sha256",
+        x = subprocess.run([S.OPENSSL, "x509", "-noout", "-fingerprint", "-sha256",
                             "-ext", "subjectAltName"],
-                           input=PEM_RE.findall(r.out)[0].encode(), capture_output=True,
-                           timeout=SCLIENT_TIMEOUT)
+                           input=S.PEM_RE.findall(r.out)[0].encode(), capture_output=True,
+                           timeout=S.TIMEOUT)
         self.assertEqual(x.returncode, 0, x)
         text = x.stdout.decode()
         fp = re.search(r"Fingerprint=([0-9A-F:]+)", text).group(1).replace(":", "").lower()
@@ -301,27 +218,26 @@ class Tls(TlsBase):
     # ------------------------------------------------------------ renegotiation
 
     def test_client_renegotiation_refused_and_moat_stays_healthy(self):
-        cmd = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.moat_.https_port,
+        cmd = [S.OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.moat_.https_port,
                "-servername", "a.test", "-CAfile", self.moat_.ca, "-tls1_2", "-msg"]
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-        self.addCleanup(_reap, p)
+        self.addCleanup(S.reap, p)
         # s_client reads commands from stdin only once the handshake is done; "R" at
         # the start of a line asks for a renegotiation. stdin stays open so that an
         # EOF cannot end the connection before moat has answered the new ClientHello.
         p.stdin.write(b"R\n")
         p.stdin.flush()
         try:
-            p.wait(SCLIENT_TIMEOUT)
+            p.wait(S.TIMEOUT)
         except subprocess.TimeoutExpired:
             pass  # still connected: the checks below say whether a renegotiation happened
         try:
-            out, err = p.communicate(b"", timeout=SCLIENT_TIMEOUT)
+            out, err = p.communicate(b"", timeout=S.TIMEOUT)
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
-        r = SClient(cmd, p.returncode, out.decode("utf-8", "replace"),
-                    err.decode("utf-8", "replace"))
+        r = S.decoded(cmd, p.returncode, out, err)
         self.assertIn("RENEGOTIATING", r.err, r)
         client_hellos = [line for line in r.sent() if line.endswith("ClientHello")]
         self.assertEqual(len(client_hellos), 2, "no second ClientHello was sent: %r" % r)
