@@ -22,18 +22,20 @@
 #define MOAT_REVOKE_H
 
 #include <openssl/x509.h>
-#include "crlset.h"
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "crlset.h"
 
 #define REVOKE_SERIAL_MAX CRLSET_SERIAL_MAX /* longer serials never match */
 
 struct revlist;
 
 /*
- * Load path (one or more PEM CRLs, each signed by one of issuers, which
- * are borrowed and referenced for as long as the list lives) and register
- * it for refreshes. Returns the list, or NULL with *why set (heap, caller
+ * Load path (one or more full PEM CRLs, each signed by one of issuers,
+ * which are borrowed and referenced for as long as the list lives; what
+ * running lists hold for the same CAs that is newer is carried in) and
+ * register it for refreshes. Returns the list, or NULL with *why set (heap, caller
  * frees) naming the file, what is wrong and how to fix it.
  */
 struct revlist *revlist_open(const char *path, STACK_OF(X509) *issuers, char **why);
