@@ -120,3 +120,51 @@ def run(owner, moat, args, stdin=None, timeout=TIMEOUT):
     if r.rc != 0:
         moat.assert_alive()
     return r
+
+
+def renegotiate(owner, moat, args, then=None, wait=TIMEOUT):
+    """Connect with TLS 1.2 (-msg), then ask for a renegotiation ("R" on
+    stdin once the handshake is done). stdin stays open so that an EOF
+    cannot end the connection before moat has answered the new ClientHello;
+    then (bytes) is written afterwards, e.g. a request to see whether the
+    first session still carries it."""
+    cmd = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % moat.https_port, "-tls1_2",
+           "-msg"] + list(args)
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    owner.addCleanup(reap, p)
+    p.stdin.write(b"R\n")
+    p.stdin.flush()
+    try:
+        p.wait(wait)
+    except subprocess.TimeoutExpired:
+        pass  # still connected: the checks say whether a renegotiation happened
+    if then is not None:
+        try:
+            p.stdin.write(then)
+            p.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+    try:
+        out, err = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    return decoded(cmd, p.returncode, out, err)
+
+
+def assert_renegotiation_refused(tc, r):
+    """The client asked, and moat completed exactly one handshake: its
+    answer to the second ClientHello was a no_renegotiation alert (or a
+    fatal alert, or a close), never a handshake message."""
+    tc.assertIn("RENEGOTIATING", r.err, r)
+    hellos = [line for line in r.sent() if line.endswith("ClientHello")]
+    tc.assertEqual(len(hellos), 2, "no second ClientHello was sent: %r" % r)
+    tc.assertEqual(len(r.handshake_received("ServerHello")), 1, r)
+    tc.assertEqual(len(r.handshake_received("Finished")), 1, r)
+    after = r.received()[r.received().index(r.handshake_received("Finished")[0]) + 1:]
+    tc.assertFalse([line for line in after if "Handshake" in line], r)
+    refused = ("warning no_renegotiation" in r.alerts_received()
+               or any(a.startswith("fatal ") for a in r.alerts_received())
+               or r.rc not in (None, 0))
+    tc.assertTrue(refused, r)
