@@ -32,6 +32,7 @@
 #include "castore.h"
 #include "fsutil.h"
 #include "p12.h"
+#include "testfs.h"
 #include "util.h"
 #include "x509util.h"
 
@@ -40,11 +41,6 @@
 struct paths {
 	char *data, *dir, *cert, *key, *crl, *index;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -66,7 +62,7 @@ static int teardown(void **state)
 {
 	struct paths *p = *state;
 
-	nftw(p->data, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testfs_rm_tree(p->data);
 	free(p->index);
 	free(p->crl);
 	free(p->key);
@@ -77,30 +73,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-static char *slurp(const char *path)
-{
-	char *buf = NULL;
-	size_t len;
-
-	assert_int_equal(fs_read_file(path, 1 << 20, &buf, &len), 0);
-	return buf;
-}
-
 static void spit(const char *path, const char *text, mode_t mode)
 {
 	assert_int_equal(fs_write_atomic(path, text, strlen(text), mode), 0);
-}
-
-static void assert_mode(const char *path, unsigned want)
-{
-	struct stat st;
-	char got_s[16], want_s[16];
-
-	assert_int_equal(stat(path, &st), 0);
-	snprintf(got_s, sizeof(got_s), "%04o", (unsigned)(st.st_mode & 07777));
-	snprintf(want_s, sizeof(want_s), "%04o", want);
-	if (strcmp(got_s, want_s) != 0)
-		fail_msg("%s: mode %s, want %s", path, got_s, want_s);
 }
 
 static X509 *load_cert(const char *path)
@@ -206,11 +181,11 @@ static void init_creates_everything(void **state)
 
 	assert_int_equal(ca_init(p->data, NULL, &ret), 0);
 	assert_non_null(ret);
-	assert_mode(p->dir, 0700);
-	assert_mode(p->cert, 0644);
-	assert_mode(p->key, 0600);
-	assert_mode(p->crl, 0644);
-	assert_mode(p->index, 0600);
+	testfs_assert_mode(p->dir, 0700);
+	testfs_assert_mode(p->cert, 0644);
+	testfs_assert_mode(p->key, 0600);
+	testfs_assert_mode(p->crl, 0644);
+	testfs_assert_mode(p->index, 0600);
 	clients = xasprintf("%s/clients", p->dir);
 	assert_int_equal(access(clients, F_OK), -1); /* made by the first issue */
 	free(clients);
@@ -238,7 +213,7 @@ static void init_creates_everything(void **state)
 	assert_int_equal(crl_number(crl), 1);
 	X509_CRL_free(crl);
 
-	idx = slurp(p->index);
+	idx = testfs_slurp(p->index);
 	assert_non_null(strstr(idx, "\"version\": 1"));
 	assert_non_null(strstr(idx, "\"crl_number\": 1"));
 	assert_non_null(strstr(idx, "\"certs\": []"));
@@ -280,8 +255,8 @@ static void init_refuses_second(void **state)
 	struct ca_issued res;
 
 	assert_int_equal(ca_init(p->data, "Home CA", NULL), 0);
-	cert = slurp(p->cert);
-	key = slurp(p->key);
+	cert = testfs_slurp(p->cert);
+	key = testfs_slurp(p->key);
 	assert_int_equal(ca_init(p->data, "Other CA", NULL), MOAT_EEXIST);
 	/* Half a CA that issued something (the certificate deleted) is not
 	 * overwritten: its key signed a client certificate. */
@@ -291,10 +266,10 @@ static void init_refuses_second(void **state)
 	ca_close(ca);
 	assert_int_equal(unlink(p->cert), 0);
 	assert_int_equal(ca_init(p->data, "Other CA", NULL), MOAT_EEXIST);
-	key2 = slurp(p->key);
+	key2 = testfs_slurp(p->key);
 	assert_string_equal(key, key2);
 	spit(p->cert, cert, 0644);
-	cert2 = slurp(p->cert);
+	cert2 = testfs_slurp(p->cert);
 	assert_string_equal(cert, cert2);
 	free(cert2);
 	free(key2);
@@ -310,10 +285,10 @@ static void init_after_interrupted_init(void **state)
 	char *key, *key2;
 
 	assert_int_equal(ca_init(p->data, "Home CA", NULL), 0);
-	key = slurp(p->key);
+	key = testfs_slurp(p->key);
 	assert_int_equal(unlink(p->cert), 0);
 	assert_int_equal(ca_init(p->data, "Home CA", NULL), 0);
-	key2 = slurp(p->key);
+	key2 = testfs_slurp(p->key);
 	assert_string_not_equal(key, key2);
 	free(key2);
 	free(key);
@@ -345,10 +320,10 @@ static void issue_client_cert(void **state)
 	assert_string_equal(res.key_path, want);
 	free(want);
 	want = xasprintf("%s/clients", p->dir);
-	assert_mode(want, 0700);
+	testfs_assert_mode(want, 0700);
 	free(want);
-	assert_mode(res.cert_path, 0644);
-	assert_mode(res.key_path, 0600);
+	testfs_assert_mode(res.cert_path, 0644);
+	testfs_assert_mode(res.key_path, 0600);
 
 	leaf = load_cert(res.cert_path);
 	assert_int_equal(X509_cmp(leaf, res.cert), 0);
@@ -627,7 +602,7 @@ static void corrupt_index_rejected(void **state)
 		assert_null(ca);
 		if (ca_open(p->data, false, &ca) != MOAT_EINVAL)
 			fail_msg("index #%zu accepted read-only: %s", i, text);
-		after = slurp(p->index);
+		after = testfs_slurp(p->index);
 		assert_string_equal(after, text);
 		free(after);
 		free(text);
@@ -683,8 +658,8 @@ static void crl_and_index_reconciled(void **state)
 	issue(ca, "a", false, &a);
 	issue(ca, "b", false, &b);
 	ca_close(ca);
-	old_index = slurp(p->index);
-	old_crl = slurp(p->crl);
+	old_index = testfs_slurp(p->index);
+	old_crl = testfs_slurp(p->crl);
 
 	ca = open_ca(p, true);
 	assert_int_equal(ca_revoke(ca, "a", NULL, &serials, &n), 0);
@@ -700,7 +675,7 @@ static void crl_and_index_reconciled(void **state)
 	ca = open_ca(p, true); /* a writer records it in the index */
 	ca_close(ca);
 	free(old_index);
-	old_index = slurp(p->index);
+	old_index = testfs_slurp(p->index);
 	assert_non_null(strstr(old_index, "\"revoked\""));
 	assert_non_null(strstr(old_index, "\"crl_number\": 2"));
 
@@ -857,7 +832,7 @@ static void p12_bundles(void **state)
 
 		assert_int_equal(p12_write(path, res.key, res.cert, ca_cert(ca), "phone",
 					   "pass word", (enum p12_kind)kind), 0);
-		assert_mode(path, 0600);
+		testfs_assert_mode(path, 0600);
 		assert_int_equal(fs_read_file(path, 1 << 20, &der, &len), 0);
 		q = (const unsigned char *)der;
 		p12 = d2i_PKCS12(NULL, &q, (long)len);
@@ -894,7 +869,7 @@ static void export_ca(void **state)
 	assert_null(pem);
 	assert_int_equal(ca_init(p->data, NULL, NULL), 0);
 	assert_int_equal(ca_export(p->data, &pem, &len), 0);
-	file = slurp(p->cert);
+	file = testfs_slurp(p->cert);
 	assert_string_equal(pem, file);
 	assert_int_equal(len, strlen(file));
 	free(file);

@@ -18,12 +18,8 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "testfs.h"
 #include "util.h"
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -41,27 +37,9 @@ static int teardown(void **state)
 {
 	char *dir = *state;
 
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testfs_rm_tree(dir);
 	free(dir);
 	return 0;
-}
-
-static unsigned mode_of(const char *path)
-{
-	struct stat st;
-
-	assert_int_equal(stat(path, &st), 0);
-	return (unsigned)(st.st_mode & 07777);
-}
-
-/* Asserting in octal makes a mode mismatch readable. */
-static void assert_mode(const char *path, unsigned want)
-{
-	char got_s[16], want_s[16];
-
-	snprintf(got_s, sizeof(got_s), "%04o", mode_of(path));
-	snprintf(want_s, sizeof(want_s), "%04o", want);
-	assert_string_equal(got_s, want_s);
 }
 
 /* Number of entries in dir (without . and ..); *tmp counts temp files. */
@@ -103,10 +81,10 @@ static void write_atomic_replaces(void **state)
 
 	assert_int_equal(fs_write_atomic(path, "one", 3, 0644), 0);
 	assert_content(path, "one");
-	assert_mode(path, 0644);
+	testfs_assert_mode(path, 0644);
 	assert_int_equal(fs_write_atomic(path, "two, and longer", 15, 0600), 0);
 	assert_content(path, "two, and longer");
-	assert_mode(path, 0600);
+	testfs_assert_mode(path, 0600);
 	assert_int_equal(fs_write_atomic(path, "", 0, 0600), 0);
 	assert_content(path, "");
 	assert_int_equal(count_entries(dir, &tmp), 1);
@@ -123,11 +101,11 @@ static void write_atomic_mode_ignores_umask(void **state)
 
 	/* A permissive umask must not loosen a key... */
 	assert_int_equal(fs_write_atomic(a, "k", 1, 0600), 0);
-	assert_mode(a, 0600);
+	testfs_assert_mode(a, 0600);
 	/* ...and a strict one must not hide a certificate. */
 	umask(077);
 	assert_int_equal(fs_write_atomic(b, "c", 1, 0644), 0);
-	assert_mode(b, 0644);
+	testfs_assert_mode(b, 0644);
 	umask(old);
 	free(b);
 	free(a);
@@ -191,13 +169,13 @@ static void mkdir_private_nested(void **state)
 	mode_t old = umask(022);
 
 	assert_int_equal(fs_mkdir_private(abc), 0);
-	assert_mode(a, 0700);
-	assert_mode(ab, 0700);
-	assert_mode(abc, 0700);
+	testfs_assert_mode(a, 0700);
+	testfs_assert_mode(ab, 0700);
+	testfs_assert_mode(abc, 0700);
 	/* Idempotent, and tolerant of doubled and trailing slashes. */
 	assert_int_equal(fs_mkdir_private(abc), 0);
 	assert_int_equal(fs_mkdir_private(slash), 0);
-	assert_mode(de, 0700);
+	testfs_assert_mode(de, 0700);
 	umask(old);
 	free(de);
 	free(slash);
@@ -216,10 +194,10 @@ static void mkdir_private_tightens(void **state)
 	assert_int_equal(chmod(p, 0755), 0);
 	assert_int_equal(fs_mkdir_private(q), 0);
 	/* An existing parent is not ours to change. */
-	assert_mode(p, 0755);
-	assert_mode(q, 0700);
+	testfs_assert_mode(p, 0755);
+	testfs_assert_mode(q, 0700);
 	assert_int_equal(fs_mkdir_private(p), 0);
-	assert_mode(p, 0700);
+	testfs_assert_mode(p, 0700);
 	free(q);
 	free(p);
 }

@@ -28,6 +28,7 @@
 
 #include "fsutil.h"
 #include "pki.h"
+#include "testfs.h"
 #include "util.h"
 
 #define DAY 86400
@@ -37,11 +38,6 @@ struct paths {
 	char *ca_cert;
 	char *ca_key;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -60,32 +56,12 @@ static int teardown(void **state)
 {
 	struct paths *p = *state;
 
-	nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testfs_rm_tree(p->dir);
 	free(p->ca_key);
 	free(p->ca_cert);
 	free(p->dir);
 	free(p);
 	return 0;
-}
-
-static char *slurp(const char *path)
-{
-	char *buf = NULL;
-	size_t len;
-
-	assert_int_equal(fs_read_file(path, 1 << 20, &buf, &len), 0);
-	return buf;
-}
-
-static void assert_mode(const char *path, unsigned want)
-{
-	struct stat st;
-	char got_s[16], want_s[16];
-
-	assert_int_equal(stat(path, &st), 0);
-	snprintf(got_s, sizeof(got_s), "%04o", (unsigned)(st.st_mode & 07777));
-	snprintf(want_s, sizeof(want_s), "%04o", want);
-	assert_string_equal(got_s, want_s);
 }
 
 static bool exists(const char *path)
@@ -216,9 +192,9 @@ static void ca_created(void **state)
 	time_t now = time(NULL);
 
 	assert_int_equal(pki_ensure_ca(p->dir), 0);
-	assert_mode(p->ca_key, 0600);
-	assert_mode(p->ca_cert, 0644);
-	pem = slurp(p->ca_key);
+	testfs_assert_mode(p->ca_key, 0600);
+	testfs_assert_mode(p->ca_cert, 0644);
+	pem = testfs_slurp(p->ca_key);
 	assert_non_null(strstr(pem, "-----BEGIN PRIVATE KEY-----")); /* PKCS#8 */
 	OPENSSL_cleanse(pem, strlen(pem));
 	free(pem);
@@ -268,11 +244,11 @@ static void ca_kept_on_second_call(void **state)
 	char *cert1, *key1, *cert2, *key2;
 
 	assert_int_equal(pki_ensure_ca(p->dir), 0);
-	cert1 = slurp(p->ca_cert);
-	key1 = slurp(p->ca_key);
+	cert1 = testfs_slurp(p->ca_cert);
+	key1 = testfs_slurp(p->ca_key);
 	assert_int_equal(pki_ensure_ca(p->dir), 0);
-	cert2 = slurp(p->ca_cert);
-	key2 = slurp(p->ca_key);
+	cert2 = testfs_slurp(p->ca_cert);
+	key2 = testfs_slurp(p->ca_key);
 	assert_string_equal(cert1, cert2);
 	assert_string_equal(key1, key2);
 	free(key2);
@@ -300,9 +276,9 @@ static void leaf_issued_and_verifies(void **state)
 	certs = xasprintf("%s/certs", p->dir);
 	assert_string_equal(cp, want_cp);
 	assert_string_equal(kp, want_kp);
-	assert_mode(certs, 0700);
-	assert_mode(cp, 0644);
-	assert_mode(kp, 0600);
+	testfs_assert_mode(certs, 0700);
+	testfs_assert_mode(cp, 0644);
+	testfs_assert_mode(kp, 0600);
 
 	assert_verifies(p->ca_cert, leaf, "app.localhost", NULL);
 	assert_int_equal(X509_check_host(leaf, "other.localhost", 0, 0, NULL), 0);
@@ -338,9 +314,9 @@ static void leaf_issued_and_verifies(void **state)
 	sk_X509_pop_free(chain, X509_free);
 
 	/* A current leaf is kept as is. */
-	bytes1 = slurp(cp);
+	bytes1 = testfs_slurp(cp);
 	leaf2 = issue(p, "app.localhost", NULL, NULL, NULL);
-	bytes2 = slurp(cp);
+	bytes2 = testfs_slurp(cp);
 	assert_string_equal(bytes1, bytes2);
 
 	X509_free(leaf2);
@@ -460,9 +436,9 @@ static void leaf_renewed_in_last_third(void **state)
 
 	/* 30-day life, 20 days left: more than a third, kept. */
 	install_crafted_leaf(p, "app.localhost", cp, kp, -10L * DAY, 20L * DAY);
-	before = slurp(cp);
+	before = testfs_slurp(cp);
 	leaf = issue(p, "app.localhost", NULL, NULL, &na);
-	after = slurp(cp);
+	after = testfs_slurp(cp);
 	assert_string_equal(before, after);
 	assert_near(na, now + 20L * DAY, 60);
 	X509_free(leaf);
@@ -506,14 +482,14 @@ static void leaf_reissued_when_wrong(void **state)
 	assert_int_equal(fs_write_atomic(kp, pem, (size_t)n, 0600), 0);
 	BIO_free(bio);
 	EVP_PKEY_free(other);
-	before = slurp(cp);
+	before = testfs_slurp(cp);
 	leaf = issue(p, "app.localhost", NULL, NULL, NULL);
 	assert_verifies(p->ca_cert, leaf, "app.localhost", NULL);
 	other = load_key(kp);
 	assert_int_equal(X509_check_private_key(leaf, other), 1);
 	EVP_PKEY_free(other);
 	X509_free(leaf);
-	pem = slurp(cp);
+	pem = testfs_slurp(cp);
 	assert_true(strcmp(before, pem) != 0);
 	free(pem);
 	free(before);
@@ -531,10 +507,10 @@ static void leaf_reissued_when_wrong(void **state)
 	/* Valid files, but for another name. */
 	ocp = xasprintf("%s/certs/other.localhost.pem", p->dir);
 	okp = xasprintf("%s/certs/other.localhost.key", p->dir);
-	pem = slurp(cp);
+	pem = testfs_slurp(cp);
 	assert_int_equal(fs_write_atomic(ocp, pem, strlen(pem), 0644), 0);
 	free(pem);
-	pem = slurp(kp);
+	pem = testfs_slurp(kp);
 	assert_int_equal(fs_write_atomic(okp, pem, strlen(pem), 0600), 0);
 	free(pem);
 	leaf = issue(p, "other.localhost", NULL, NULL, NULL);
@@ -564,15 +540,15 @@ static void ca_corrupt_is_an_error(void **state)
 
 	assert_int_equal(pki_ensure_ca(p->dir), 0);
 	assert_int_equal(fs_write_atomic(p->ca_key, "garbage\n", 8, 0600), 0);
-	cert = slurp(p->ca_cert);
-	key = slurp(p->ca_key);
+	cert = testfs_slurp(p->ca_cert);
+	key = testfs_slurp(p->ca_key);
 	assert_int_equal(pki_ensure_ca(p->dir), MOAT_ETLS);
 	assert_int_equal(pki_ensure_leaf(p->dir, "app.localhost", &cp, &kp, &na),
 			 MOAT_ETLS);
 	assert_null(cp);
 	assert_null(kp);
-	cert2 = slurp(p->ca_cert);
-	key2 = slurp(p->ca_key);
+	cert2 = testfs_slurp(p->ca_cert);
+	key2 = testfs_slurp(p->ca_key);
 	assert_string_equal(cert, cert2);
 	assert_string_equal(key, key2);
 	free(key2);
@@ -584,11 +560,11 @@ static void ca_corrupt_is_an_error(void **state)
 	other_key = xasprintf("%s/internal-ca.key", other_dir);
 	assert_int_equal(fs_mkdir_private(other_dir), 0);
 	assert_int_equal(pki_ensure_ca(other_dir), 0);
-	key = slurp(other_key);
+	key = testfs_slurp(other_key);
 	assert_int_equal(fs_write_atomic(p->ca_key, key, strlen(key), 0600), 0);
 	assert_int_equal(pki_ensure_ca(p->dir), MOAT_ETLS);
-	key2 = slurp(p->ca_key);
-	cert2 = slurp(p->ca_cert);
+	key2 = testfs_slurp(p->ca_key);
+	cert2 = testfs_slurp(p->ca_cert);
 	assert_string_equal(key, key2);
 	assert_string_equal(cert, cert2);
 	free(cert2);
@@ -605,13 +581,13 @@ static void ca_with_one_file_missing(void **state)
 	char *key, *key2, *cert, *cert2;
 
 	assert_int_equal(pki_ensure_ca(p->dir), 0);
-	key = slurp(p->ca_key);
-	cert = slurp(p->ca_cert);
+	key = testfs_slurp(p->ca_key);
+	cert = testfs_slurp(p->ca_cert);
 
 	assert_int_equal(unlink(p->ca_cert), 0);
 	assert_int_equal(pki_ensure_ca(p->dir), MOAT_EIO);
 	assert_false(exists(p->ca_cert));
-	key2 = slurp(p->ca_key);
+	key2 = testfs_slurp(p->ca_key);
 	assert_string_equal(key, key2);
 	free(key2);
 
@@ -619,7 +595,7 @@ static void ca_with_one_file_missing(void **state)
 	assert_int_equal(unlink(p->ca_key), 0);
 	assert_int_equal(pki_ensure_ca(p->dir), MOAT_EIO);
 	assert_false(exists(p->ca_key));
-	cert2 = slurp(p->ca_cert);
+	cert2 = testfs_slurp(p->ca_cert);
 	assert_string_equal(cert, cert2);
 	free(cert2);
 	free(cert);
