@@ -8,6 +8,8 @@
 int cli_run(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_ca(int argc, char **argv);
+int cli_ban(int argc, char **argv);
+int cli_status(int argc, char **argv);
 void cli_usage(void);
 
 /* Shared option parsing: "-c FILE" / "--config FILE" / "--config=FILE" and

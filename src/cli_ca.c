@@ -5,6 +5,7 @@
  */
 #include "ca.h"
 #include "cli.h"
+#include "clidata.h"
 #include "conf.h"
 #include "fsutil.h"
 #include "log.h"
@@ -23,8 +24,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-
-#define DEFAULT_DATA "/var/lib/moat"
 
 enum sub { S_NONE, S_INIT, S_ISSUE, S_LIST, S_REVOKE, S_EXPORT, S_HELP };
 
@@ -83,7 +82,7 @@ static void usage(enum sub s, FILE *to)
 		"  revoke NAME [--serial HEX] revoke NAME's certificates (takes effect at once)\n"
 		"  export                     print the CA certificate (PEM)\n\n"
 		"Every command takes -c FILE (use the data directory of that moat config) or\n"
-		"--data DIR (default " DEFAULT_DATA "), and --help. See docs/client-ca.md.\n",
+		"--data DIR (default " CLIDATA_DEFAULT "), and --help. See docs/client-ca.md.\n",
 		[S_INIT] =
 		"usage: moat ca init [--name NAME] [-c FILE | --data DIR]\n\n"
 		"Create the client CA in DATA/client-ca: an ECDSA P-256 key, a certificate\n"
@@ -232,27 +231,6 @@ static int check(const struct opts *o)
 	if (o->password != NULL && o->password[0] == '\0')
 		return usage_error(o, "%s", "--password is empty");
 	return 0;
-}
-
-/* The data directory: from the config's data:, --data, or the default. */
-static char *data_dir(const struct opts *o)
-{
-	struct conf *c;
-	char *errs = NULL, *d;
-
-	if (o->config == NULL)
-		return xstrdup(o->data != NULL ? o->data : DEFAULT_DATA);
-	c = conf_load_for_ca(o->config, &errs);
-	if (c == NULL) {
-		fputs(errs != NULL ? errs : "invalid configuration\n", stderr);
-		if (errs != NULL && errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
-			fputc('\n', stderr);
-		free(errs);
-		return NULL;
-	}
-	d = xstrdup(c->data);
-	conf_free(c);
-	return d;
 }
 
 static int do_init(const struct opts *o, const char *data)
@@ -454,7 +432,7 @@ int cli_ca(int argc, char **argv)
 	 * certificate behind. */
 	if (o.password_file != NULL && p12_read_password_file(o.password_file, &pwfile) < 0)
 		goto out;
-	data = data_dir(&o);
+	data = clidata_dir(o.config, o.data, conf_load_for_ca, NULL);
 	if (data == NULL)
 		goto out;
 	switch (o.sub) {

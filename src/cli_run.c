@@ -4,9 +4,14 @@
  * (SIGTERM/SIGINT stop gracefully, SIGHUP reloads) and for the periodic
  * certificate refresh.
  */
+#include "admin.h"
+#include "banfile.h"
 #include "cli.h"
 #include "conf.h"
+#include "fsutil.h"
 #include "gen.h"
+#include "guard_ban.h"
+#include "guard_limit.h"
 #include "log.h"
 #include "revoke.h"
 #include "tls.h"
@@ -19,19 +24,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #define REFRESH_MS (3600ull * 1000) /* internal certificates are checked this often */
 #define REVOKE_POLL_MS 250          /* revocation lists: applied within a second */
+#define BAN_EXPIRY_MS 1000          /* ended bans leave the table this often */
+#define TRACKED_CLIENTS 100000      /* rate-limit buckets held at most */
 
 struct control {
 	uv_loop_t *loop;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t refresh;
 	uv_timer_t revoke;
+	uv_timer_t ban_expiry;
 	uv_async_t stopped;
+	uv_async_t bans;     /* a worker changed the ban table */
+	struct admin *admin;
+	int lock_fd;         /* the data directory's lock */
+	char *ban_file;
+	unsigned saved_epoch; /* bans_epoch() last written to ban_file */
 	const char *file;    /* NULL: the built-in demo */
 	char *demo_data;
 	struct gen *gen;     /* current generation (control's reference) */
@@ -48,15 +62,41 @@ static void usage(void)
 	       "SIGHUP re-reads FILE (a bad file is refused and the old one keeps serving).\n");
 }
 
+/*
+ * Every connection is a file descriptor: take the whole allowance the
+ * system grants, and by default let clients have three quarters of it (the
+ * rest is for upstream connections and files), so a flood meets the cap
+ * rather than accept() failing for everyone.
+ */
+static uint32_t auto_conns(void)
+{
+	struct rlimit rl;
+	uint64_t n = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		n = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (uint64_t)rl.rlim_cur;
+	}
+	n = n * 3 / 4;
+	return (uint32_t)(n < 64 ? 64 : n > 10000000 ? 10000000 : n);
+}
+
 static struct conf *load(struct control *ctl)
 {
 	struct conf *c;
 	char *errs = NULL;
 
 	if (ctl->file == NULL)
-		return conf_demo(ctl->demo_data);
-	c = conf_load(ctl->file, &errs);
-	if (c == NULL) {
+		c = conf_demo(ctl->demo_data);
+	else
+		c = conf_load(ctl->file, &errs);
+	if (c != NULL && c->conns_total == 0)
+		c->conns_total = auto_conns();
+	if (c == NULL && ctl->file != NULL) {
 		fputs(errs ? errs : "invalid configuration\n", stderr);
 		if (errs != NULL && errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
 			fputc('\n', stderr);
@@ -136,7 +176,11 @@ static void on_stopped(uv_async_t *a)
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->revoke, NULL);
+	uv_close((uv_handle_t *)&ctl->ban_expiry, NULL);
+	uv_close((uv_handle_t *)&ctl->bans, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
+	admin_stop(ctl->admin);
+	ctl->admin = NULL;
 	/* Closing the handles put back the default actions (terminate); a late
 	 * signal must not turn a clean stop into a kill. */
 	signal(SIGTERM, SIG_IGN);
@@ -185,6 +229,132 @@ static void on_revoke_poll(uv_timer_t *t)
 {
 	if (revoke_refresh() > 0)
 		workers_poke();
+}
+
+/* ---- bans: the file, the table, the workers --------------------------- */
+
+/* Write the table to the file when it changed since the last write. */
+static int save_bans(struct control *ctl)
+{
+	unsigned epoch = bans_epoch();
+	struct ban *b;
+	size_t n;
+	int rc;
+
+	if (ctl->ban_file == NULL || epoch == ctl->saved_epoch)
+		return 0;
+	b = bans_list((int64_t)time(NULL), &n);
+	rc = banfile_write(ctl->ban_file, b, n);
+	free(b);
+	if (rc == 0)
+		ctl->saved_epoch = epoch;
+	return rc;
+}
+
+/* From any thread: the ban table changed. */
+static void bans_notify(void *arg)
+{
+	struct control *ctl = arg;
+
+	uv_async_send(&ctl->bans);
+}
+
+/* On the control thread: put the change on disk, then let the workers
+ * close the connections of newly banned clients. */
+static void on_bans(uv_async_t *a)
+{
+	struct control *ctl = a->data;
+
+	save_bans(ctl);
+	workers_poke();
+}
+
+static void on_ban_expiry(uv_timer_t *t)
+{
+	bans_expire((int64_t)time(NULL));
+}
+
+/*
+ * The data directory belongs to one daemon: take its lock (a second moat on
+ * the same data would place duplicate orders and fight over the bans), set
+ * up the shared tables and load the bans that survived the last run.
+ */
+static int claim_data(struct control *ctl, const struct conf *c)
+{
+	struct ban *b = NULL;
+	size_t n = 0;
+	char *why = NULL;
+	int rc, tries;
+
+	if (fs_mkdir_private(c->data) != 0)
+		return MOAT_EIO;
+	/* `moat ban` holds the lock for a moment while it edits the file with
+	 * no daemon running: wait that out, not another daemon */
+	for (tries = 0; tries < 40; tries++) {
+		ctl->lock_fd = banfile_lock(c->data);
+		if (ctl->lock_fd != MOAT_EEXIST)
+			break;
+		usleep(50 * 1000);
+	}
+	if (ctl->lock_fd == MOAT_EEXIST) {
+		log_error("another moat (pid %ld) is running with the data directory %s; stop it "
+			  "first, or give this one its own data:", banfile_lock_holder(c->data), c->data);
+		return MOAT_EEXIST;
+	}
+	if (ctl->lock_fd < 0)
+		return MOAT_EIO;
+	ctl->ban_file = banfile_path(c->data);
+	rc = banfile_read(ctl->ban_file, (int64_t)time(NULL), &b, &n, &why);
+	if (rc != 0) {
+		log_error("%s; fix the file, or remove it to start with no bans",
+			  why ? why : "cannot read the bans");
+		free(why);
+		return rc;
+	}
+	limits_init(TRACKED_CLIENTS);
+	bans_init(c->ban_table, bans_notify, ctl);
+	bans_load(b, n, (int64_t)time(NULL));
+	ctl->saved_epoch = bans_epoch();
+	if (n > 0)
+		log_info("%zu bans from %s are in force", n, ctl->ban_file);
+	free(b);
+	return 0;
+}
+
+static void release_data(struct control *ctl)
+{
+	if (ctl->ban_file != NULL) {
+		bans_shutdown();
+		limits_shutdown();
+	}
+	free(ctl->ban_file);
+	ctl->ban_file = NULL;
+	if (ctl->lock_fd >= 0)
+		close(ctl->lock_fd);
+	ctl->lock_fd = -1;
+}
+
+/* ---- what the admin socket sees --------------------------------------- */
+
+static const struct conf *admin_conf(void *arg)
+{
+	struct control *ctl = arg;
+
+	return ctl->gen->conf;
+}
+
+static int admin_bans_changed(void *arg)
+{
+	struct control *ctl = arg;
+	int rc = save_bans(ctl);
+
+	workers_poke();
+	return rc;
+}
+
+static size_t admin_worker_conns(void *arg, uint64_t *out, size_t max)
+{
+	return workers_conns(out, max);
 }
 
 static void announce(const struct control *ctl)
@@ -238,30 +408,37 @@ int cli_run(int argc, char **argv)
 		free(ctl.demo_data);
 		return 1;
 	}
-	if (log_access_open(c->access_log) != 0) {
+	ctl.lock_fd = -1;
+	if (claim_data(&ctl, c) != 0 || log_access_open(c->access_log) != 0) {
 		conf_free(c);
+		release_data(&ctl);
 		free(ctl.demo_data);
 		return 1;
 	}
 	ctl.gen = gen_new(c);
 	if (ctl.gen == NULL) {
 		log_error("not started");
+		release_data(&ctl);
 		free(ctl.demo_data);
 		return 1;
 	}
 	ctl.loop = uv_default_loop();
 	ctl.stopped.data = &ctl;
 	uv_async_init(ctl.loop, &ctl.stopped, on_stopped);
+	ctl.bans.data = &ctl;
+	uv_async_init(ctl.loop, &ctl.bans, on_bans);
 	if (workers_start(ctl.gen, &ctl.stopped) != 0) {
 		uv_close((uv_handle_t *)&ctl.stopped, NULL);
+		uv_close((uv_handle_t *)&ctl.bans, NULL);
 		uv_run(ctl.loop, UV_RUN_DEFAULT);
 		log_error("not started");
 		gen_unref(ctl.gen);
+		release_data(&ctl);
 		free(ctl.demo_data);
 		return 1;
 	}
 	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = ctl.refresh.data = &ctl;
-	ctl.revoke.data = &ctl;
+	ctl.revoke.data = ctl.ban_expiry.data = &ctl;
 	uv_signal_init(ctl.loop, &ctl.sigterm);
 	uv_signal_init(ctl.loop, &ctl.sigint);
 	uv_signal_init(ctl.loop, &ctl.sighup);
@@ -272,12 +449,22 @@ int cli_run(int argc, char **argv)
 	uv_timer_start(&ctl.refresh, on_refresh, REFRESH_MS, REFRESH_MS);
 	uv_timer_init(ctl.loop, &ctl.revoke);
 	uv_timer_start(&ctl.revoke, on_revoke_poll, REVOKE_POLL_MS, REVOKE_POLL_MS);
+	uv_timer_init(ctl.loop, &ctl.ban_expiry);
+	uv_timer_start(&ctl.ban_expiry, on_ban_expiry, BAN_EXPIRY_MS, BAN_EXPIRY_MS);
+	ctl.admin = admin_start(ctl.loop, ctl.gen->conf->data, &(struct admin_ops){
+		.arg = &ctl, .conf = admin_conf, .bans_changed = admin_bans_changed,
+		.worker_conns = admin_worker_conns });
+	if (ctl.admin == NULL)
+		log_warn("running without the admin socket: moat ban and moat status will not "
+			 "reach this daemon");
 	announce(&ctl);
 	uv_run(ctl.loop, UV_RUN_DEFAULT);
 	workers_join();
+	save_bans(&ctl);
 	uv_loop_close(ctl.loop);
 	gen_unref(ctl.gen);
 	log_access_close();
+	release_data(&ctl);
 	free(ctl.demo_data);
 	log_info("stopped");
 	return 0;
@@ -318,6 +505,8 @@ void cli_usage(void)
 	       "  run [-c FILE]    run the gateway (without -c: the built-in demo)\n"
 	       "  check -c FILE    validate a configuration and show what it exposes\n"
 	       "  ca COMMAND       the client-certificate CA: init, issue, list, revoke, export\n"
+	       "  ban COMMAND      banned client addresses: list, add, remove\n"
+	       "  status           what a running moat is doing: bans, limited clients, connections\n"
 	       "  version          print the version\n"
 	       "  help             this text\n\n"
 	       "Every command takes --help. Docs: README.md, docs/config.md.\n",

@@ -20,9 +20,11 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "confabuse.h"
 #include "confaccess.h"
 #include "confdoc.h"
 #include "confval.h"
+#include "guard_ban.h"
 #include "fsutil.h"
 #include "util.h"
 
@@ -91,6 +93,62 @@ static void add_listen(struct ctx *x, struct lsn *l, const yaml_node_t *n,
 		l->node[i] = n;
 }
 
+/* { address: "127.0.0.1:8443", proxy_protocol: true } */
+static void add_listen_map(struct ctx *x, struct lsn *l, const yaml_node_t *n,
+			   const char *proto)
+{
+	static const char *const keys[] = { "address", "proxy_protocol" };
+	struct confdoc_field f[2];
+	char *where = xasprintf("in listen.%s", proto);
+	const char *t;
+	bool pp = false;
+	size_t before = l->n, i;
+
+	if (!confdoc_fields(&x->d, n, "a listener", where,
+			    "{ address: \"127.0.0.1:8443\", proxy_protocol: true }", keys, 2, f))
+		goto out;
+	if (f[0].val == NULL) {
+		err(x, n, "a listener in listen.%s needs address, like { address: "
+		    "\"127.0.0.1:8443\", proxy_protocol: true }", proto);
+		goto out;
+	}
+	if (f[1].val != NULL) {
+		t = confdoc_scalar(&x->d, f[1].val, "proxy_protocol", "true");
+		if (t != NULL && confval_bool(t, &pp) != 0)
+			err(x, f[1].val, "\"%s\" is not valid for proxy_protocol; expected true or "
+			    "false", t);
+		if (pp && x->c->ntrusted == 0)
+			err(x, f[1].val, "proxy_protocol: true needs trusted_proxies: moat takes a "
+			    "PROXY header only from the addresses listed there, so list your load "
+			    "balancer or relay, like trusted_proxies: [ 10.0.0.5 ]");
+	}
+	t = confdoc_scalar(&x->d, f[0].val, "address", "\"127.0.0.1:8443\"");
+	if (t == NULL)
+		goto out;
+	add_listen(x, l, f[0].val, t);
+	for (i = before; i < l->n; i++)
+		l->addr[i].proxy_protocol = pp;
+out:
+	free(where);
+}
+
+static void parse_listen_item(struct ctx *x, const yaml_node_t *item, struct lsn *l,
+			      const char *proto)
+{
+	char *what;
+	const char *t;
+
+	if (item->type == YAML_MAPPING_NODE) {
+		add_listen_map(x, l, item, proto);
+		return;
+	}
+	what = xasprintf("each address in listen.%s", proto);
+	t = confdoc_scalar(&x->d, item, what, "\"127.0.0.1:8443\"");
+	free(what);
+	if (t != NULL)
+		add_listen(x, l, item, t);
+}
+
 static void parse_listen_one(struct ctx *x, const yaml_node_t *n, struct lsn *l,
 			     const char *proto)
 {
@@ -106,9 +164,8 @@ static void parse_listen_one(struct ctx *x, const yaml_node_t *n, struct lsn *l,
 			add_listen(x, l, n, t);
 		return;
 	}
-	if (n->type != YAML_SEQUENCE_NODE) {
-		err(x, n, "listen.%s must be an address like \"127.0.0.1:8443\" or a list of "
-		    "them, not a mapping", proto);
+	if (n->type == YAML_MAPPING_NODE) {
+		add_listen_map(x, l, n, proto);
 		return;
 	}
 	if (n->data.sequence.items.start == n->data.sequence.items.top) {
@@ -116,15 +173,8 @@ static void parse_listen_one(struct ctx *x, const yaml_node_t *n, struct lsn *l,
 		    strcmp(proto, "http") == 0 ? ", or write http: off" : "");
 		return;
 	}
-	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-		const yaml_node_t *item = confdoc_node(&x->d, *it);
-		char *what = xasprintf("each address in listen.%s", proto);
-
-		t = confdoc_scalar(&x->d, item, what, "\"127.0.0.1:8443\"");
-		free(what);
-		if (t != NULL)
-			add_listen(x, l, item, t);
-	}
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
+		parse_listen_item(x, confdoc_node(&x->d, *it), l, proto);
 }
 
 static void parse_listen(struct ctx *x, const yaml_node_t *n)
@@ -219,21 +269,21 @@ out:
 static void parse_timeouts(struct ctx *x, const yaml_node_t *n)
 {
 	static const char *const keys[] = {
-		"header", "idle", "connect", "response", "drain", "upstream_idle"
+		"header", "idle", "connect", "response", "drain", "upstream_idle", "write", "body"
 	};
 	struct conf_timeouts *t = &x->c->t;
 	uint32_t *dst[] = {
 		&t->header_ms, &t->idle_ms, &t->connect_ms, &t->response_ms,
-		&t->drain_ms, &t->upstream_idle_ms
+		&t->drain_ms, &t->upstream_idle_ms, &t->write_ms, &t->body_ms
 	};
-	struct confdoc_field f[6];
+	struct confdoc_field f[8];
 	uint64_t ms;
 	size_t i;
 
 	if (!confdoc_fields(&x->d, n, "timeouts", "in timeouts", "{ header: 10s, idle: 60s }",
-			    keys, 6, f))
+			    keys, 8, f))
 		return;
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < 8; i++) {
 		char *what = xasprintf("timeouts.%s", keys[i]);
 
 		if (f[i].val != NULL && duration(x, f[i].val, what, 1, UINT32_MAX, &ms))
@@ -260,14 +310,32 @@ out:
 	return ok;
 }
 
+static bool count_value(struct ctx *x, const yaml_node_t *n, const char *what, uint64_t min,
+			uint64_t max, uint64_t *v)
+{
+	const char *t = confdoc_scalar(&x->d, n, what, "256");
+
+	if (t == NULL)
+		return false;
+	if (confval_uint(t, max, v) != 0 || *v < min) {
+		err(x, n, "\"%s\" is not a valid %s; expected a whole number from %llu to %llu", t,
+		    what, (unsigned long long)min, (unsigned long long)max);
+		return false;
+	}
+	return true;
+}
+
 static void parse_limits(struct ctx *x, const yaml_node_t *n)
 {
-	static const char *const keys[] = { "header_size", "body_size" };
-	struct confdoc_field f[2];
+	static const char *const keys[] = {
+		"header_size", "body_size", "min_body_rate", "connections_per_client",
+		"connections", "bans"
+	};
+	struct confdoc_field f[6];
 	uint64_t v;
 
 	if (!confdoc_fields(&x->d, n, "limits", "in limits",
-			    "{ header_size: 32KiB, body_size: 0 }", keys, 2, f))
+			    "{ header_size: 32KiB, body_size: 0 }", keys, 6, f))
 		return;
 	if (f[0].val != NULL && size_value(x, f[0].val, "limits.header_size", &v)) {
 		if (v < 1024 || v > 64 * 1024)
@@ -278,6 +346,15 @@ static void parse_limits(struct ctx *x, const yaml_node_t *n)
 	}
 	if (f[1].val != NULL && size_value(x, f[1].val, "limits.body_size", &v))
 		x->c->max_body_bytes = v;
+	if (f[2].val != NULL && size_value(x, f[2].val, "limits.min_body_rate", &v))
+		x->c->min_body_rate = v;
+	if (f[3].val != NULL && count_value(x, f[3].val, "limits.connections_per_client", 1,
+					    1000000, &v))
+		x->c->conns_per_client = (uint32_t)v;
+	if (f[4].val != NULL && count_value(x, f[4].val, "limits.connections", 1, 10000000, &v))
+		x->c->conns_total = (uint32_t)v;
+	if (f[5].val != NULL && count_value(x, f[5].val, "limits.bans", 1, 10000000, &v))
+		x->c->ban_table = (size_t)v;
 }
 
 /* ---- sites ----------------------------------------------------------- */
@@ -428,9 +505,9 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 			    const yaml_node_t *n, struct conf_site *s)
 {
 	static const char *const keys[] = {
-		"to", "tls", "default", "redirect", "hsts", CONFACCESS_KEYS
+		"to", "tls", "default", "redirect", "hsts", CONFACCESS_KEYS, CONFABUSE_SITE_KEYS
 	};
-	struct confdoc_field f[5 + CONFACCESS_NKEYS];
+	struct confdoc_field f[5 + CONFACCESS_NKEYS + CONFABUSE_NSITE];
 	char *what, *where;
 
 	what = xasprintf("site \"%s\"", s->host);
@@ -440,7 +517,7 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 	if (confdoc_is_null(n))
 		memset(f, 0, sizeof(f));
 	else if (!confdoc_fields(&x->d, n, what, where, "{ to: \"http://127.0.0.1:9000\" }",
-				 keys, 5 + CONFACCESS_NKEYS, f))
+				 keys, 5 + CONFACCESS_NKEYS + CONFABUSE_NSITE, f))
 		goto out;
 	if (f[0].val != NULL)
 		parse_to(x, f[0].val, s);
@@ -463,6 +540,7 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 	if (f[4].val != NULL)
 		parse_hsts(x, f[4].val, s);
 	confaccess_site(&x->d, x->dir, x->c->data, x->d.name, x->need_moat_ca, f + 5, s);
+	confabuse_site(&x->d, f + 5 + CONFACCESS_NKEYS, s);
 out:
 	free(where);
 	free(what);
@@ -596,14 +674,17 @@ static void check_overlaps(struct ctx *x)
 static void parse_root(struct ctx *x, const yaml_node_t *root)
 {
 	static const char *const keys[] = {
-		"data", "listen", "workers", "access_log", "timeouts", "limits", "sites"
+		"data", "listen", "workers", "access_log", "timeouts", "limits", "sites",
+		CONFABUSE_ROOT_KEYS
 	};
-	struct confdoc_field f[7];
+	struct confdoc_field f[7 + CONFABUSE_NROOT];
 
 	if (!confdoc_fields(&x->d, root, "the configuration", "at the top level",
 			    "\"sites: { app.example.org: { to: http://127.0.0.1:9000 } }\"",
-			    keys, 7, f))
+			    keys, 7 + CONFABUSE_NROOT, f))
 		return;
+	/* before the listeners, which check proxy_protocol against trusted_proxies */
+	confabuse_root(&x->d, f + 7, x->c);
 	if (f[0].val != NULL)
 		parse_data(x, f[0].val);
 	if (f[1].val != NULL)
@@ -639,6 +720,12 @@ static struct conf *conf_new(const char *file)
 	c->t.upstream_idle_ms = 30 * 1000;
 	c->max_header_bytes = 32 * 1024;
 	c->max_body_bytes = 0;
+	c->t.write_ms = 30 * 1000;
+	c->t.body_ms = 10 * 1000;
+	c->min_body_rate = 1024;
+	c->conns_per_client = 256;
+	c->ban_table = BANS_DEFAULT_CAP;
+	confabuse_defaults(c);
 	return c;
 }
 
@@ -833,8 +920,10 @@ void conf_free(struct conf *c)
 		free(s->cert_file);
 		free(s->key_file);
 		confaccess_free(s);
+		confabuse_free_site(s);
 	}
 	free(c->sites);
+	confabuse_free(c);
 	free_addrs(c->http, c->nhttp);
 	free_addrs(c->https, c->nhttps);
 	free(c->access_log);

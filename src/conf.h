@@ -18,10 +18,15 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "clientip.h"
+#include "guard_limit.h"
+#include "netaddr.h"
+
 struct conf_addr {
 	char *text;                 /* "127.0.0.1:8443", "[::1]:8443" */
 	struct sockaddr_storage sa;
 	socklen_t salen;
+	bool proxy_protocol;        /* connections start with a PROXY header (trusted peers only) */
 };
 
 struct conf_upstream {
@@ -44,6 +49,26 @@ enum conf_clients {
 
 struct pathpat;
 
+/* A site's `limit` (match NULL: every request) or one of its path_limits. */
+struct conf_limit {
+	struct pathpat *match;
+	struct rate rate;
+	uint64_t id;       /* limit_rule_id: budgets survive a reload that keeps the rule */
+	char *text;        /* "20/s burst 40" as written, for logs */
+};
+
+/* One entry of a site's `ban` list (confabuse.c). */
+struct conf_ban {
+	struct pathpat **match; /* requests the rule watches (any of them) */
+	size_t nmatch;
+	uint64_t status[10];    /* bit s%64 of word s/64: answers that count as failures */
+	uint32_t after;         /* failures ... */
+	uint64_t window_ms;     /* ... within this window ban the client ... */
+	uint64_t for_ms;        /* ... for this long */
+	uint64_t id;            /* rule identity for the failure counters */
+	char *text;             /* "POST /api/auth/login", for the ban's reason */
+};
+
 struct conf_site {
 	char *host;        /* canonical lowercase name, may start with "*." */
 	int line, col;     /* where the site was declared (1-based) */
@@ -65,6 +90,11 @@ struct conf_site {
 	char *crl_file;    /* absolute PEM file of CRLs, or NULL */
 	struct pathpat **pub; /* public: entries that need no certificate */
 	size_t npub;
+	/* abuse control (confabuse.c) */
+	struct conf_limit *limits; /* [0] is `limit` when set, then path_limits */
+	size_t nlimits;
+	struct conf_ban *bans;
+	size_t nbans;
 };
 
 struct conf_timeouts {
@@ -74,6 +104,8 @@ struct conf_timeouts {
 	uint32_t response_ms; /* upstream response head, and idle gaps while streaming (default 60s) */
 	uint32_t drain_ms;    /* graceful stop: in-flight requests may finish within (default 10s) */
 	uint32_t upstream_idle_ms; /* pooled idle upstream connection lifetime (default 30s) */
+	uint32_t write_ms;    /* a client that takes none of what is queued for it this long is dropped (default 30s) */
+	uint32_t body_ms;     /* a request body's grace before min_body_rate applies (default 10s) */
 };
 
 struct conf {
@@ -88,6 +120,15 @@ struct conf {
 	struct conf_timeouts t;
 	size_t max_header_bytes; /* request head limit (default 32 KiB) -> 431 */
 	uint64_t max_body_bytes; /* 0 = unlimited -> 413 */
+	uint64_t min_body_rate;  /* bytes/s a request body must average after timeouts.body; 0: off */
+	uint32_t conns_per_client; /* open connections per client address (default 256) */
+	uint32_t conns_total;      /* open client connections in all (default: from the fd limit) */
+	size_t ban_table;          /* bans held at most (default BANS_DEFAULT_CAP) */
+	struct cidr *trusted;      /* trusted_proxies */
+	size_t ntrusted;
+	struct cidr *never_ban;    /* default 127.0.0.1, ::1 */
+	size_t nnever_ban;
+	enum clientip_header ip_header; /* client_ip_header */
 	struct conf_site *sites;
 	size_t nsites;
 	const struct conf_site *default_site; /* NULL unless a site has default: true */

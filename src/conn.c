@@ -17,8 +17,10 @@
  */
 #include "conn.h"
 #include "clientcert.h"
+#include "clientip.h"
 #include "conf.h"
 #include "gen.h"
+#include "guard.h"
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
@@ -48,6 +50,7 @@ static bool tls_has_more(const struct conn *c);
 static void deliver(struct conn *c);
 static void flush(struct conn *c);
 static void fail_later(struct conn *c);
+static void proxy_header(struct conn *c);
 
 static void undirty(struct conn *c)
 {
@@ -85,6 +88,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--c->handles > 0)
 		return;
 	undirty(c);
+	guard_release(c);
 	worker_conn_remove(c->w, c);
 	SSL_free(c->ssl);
 	tls13_free(c->rec);
@@ -179,6 +183,7 @@ void conn_set_timer(struct conn *c, uint64_t ms)
 {
 	if (c->closed || c->doomed)
 		return;
+	c->write_wait = false;
 	if (ms == 0)
 		deadline_clear(&c->timer);
 	else
@@ -213,7 +218,18 @@ static void on_write(uv_write_t *req, int status)
 		conn_abort(c);
 		return;
 	}
+	/* the client took something: it has timeouts.write again */
+	if (c->write_wait && !c->close_after_write)
+		deadline_set(&c->timer, c->gen->conf->t.write_ms);
 	after_progress(c, CONN_LOW_WATER);
+}
+
+void conn_wait_write(struct conn *c)
+{
+	if (c->closed || c->doomed)
+		return;
+	deadline_set(&c->timer, c->gen->conf->t.write_ms);
+	c->write_wait = true;
 }
 
 /*
@@ -411,7 +427,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
 
-	if (c->tls) {
+	if (c->tls && c->state != CONN_PROXY) {
 		/* the start of a record waits in c->rx: read the rest behind it */
 		if (c->rx != NULL) {
 			if (c->io.rp != c->rx) {
@@ -665,6 +681,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		deliver(c);
 		return;
 	}
+	if (c->state == CONN_PROXY) {
+		c->in_len += (size_t)nread;
+		proxy_header(c);
+		if (!c->closed)
+			conn_flush(c);
+		return;
+	}
 	if (c->tls) {
 		if (c->rx != NULL && buf->base == c->rx + c->io.rlen) {
 			c->io.rlen += (size_t)nread; /* the rest of a record */
@@ -691,7 +714,7 @@ static void update_reading(struct conn *c)
 	 * arrive (then they wait in c->in and reading stops): pausing and
 	 * resuming around every exchange would cost epoll calls each time. */
 	bool want = !c->closed && !c->peer_eof && c->state != CONN_CLOSING &&
-		    (c->state == CONN_HANDSHAKE ||
+		    (c->state == CONN_HANDSHAKE || c->state == CONN_PROXY ||
 		     (c->in_len < CONN_IN_CAP && !tls_has_more(c) &&
 		      (c->want_read || c->in_len == 0)));
 
@@ -754,7 +777,7 @@ const char *conn_tls_version(const struct conn *c)
 void conn_drain(struct conn *c)
 {
 	c->drain = true;
-	if (c->state == CONN_HANDSHAKE) {
+	if (c->state == CONN_HANDSHAKE || c->state == CONN_PROXY) {
 		conn_abort(c);
 	} else if (c->state == CONN_IDLE && c->in_len == 0) {
 		/* the last answer may still be on its way out */
@@ -765,31 +788,99 @@ void conn_drain(struct conn *c)
 	}
 }
 
-static void peer_name(struct conn *c)
+/* The TCP peer's address (v4-mapped clients of a dual-stack listener are
+ * IPv4 clients); false when it cannot be read. */
+static bool peer_addr(struct conn *c)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
 	strcpy(c->peer, "unknown"); /* RFC 7239 for= of an unknown peer */
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof(c->peer));
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		/* v4-mapped clients on a dual-stack listener are IPv4 clients */
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer, sizeof(c->peer));
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
-	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+	    ipaddr_from_sockaddr((struct sockaddr *)&ss, &c->addr) != 0)
+		return false;
+	ipaddr_format(&c->addr, c->peer, sizeof(c->peer));
+	return true;
 }
 
-void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
+/* The rest of the start, once the client's address is known: admission,
+ * then TLS or HTTP. False when c was closed. */
+static bool start(struct conn *c)
+{
+	BIO *bio;
+
+	if (!guard_admit(c)) {
+		conn_abort(c);
+		return false;
+	}
+	c->state = CONN_IDLE;
+	if (!c->tls)
+		return true;
+	c->ssl = tls_sites_new_ssl(c->gen->tls);
+	c->io.out = &c->out;
+	bio = c->ssl != NULL ? tlsbio_new(&c->io) : NULL;
+	if (bio == NULL) {
+		log_tls_error("tls: cannot create a connection");
+		conn_abort(c);
+		return false;
+	}
+	SSL_set_bio(c->ssl, bio, bio);
+	c->sec = xcalloc(1, sizeof(*c->sec));
+	tls_capture_secrets(c->ssl, c->sec);
+	c->state = CONN_HANDSHAKE;
+	return true;
+}
+
+/*
+ * A PROXY header opens the connection (the listener has proxy_protocol: on,
+ * and its peer is trusted): it names the client, who is then admitted as if
+ * it had connected itself. What follows the header is the TLS or HTTP
+ * stream, handed on as if just read.
+ */
+static void proxy_header(struct conn *c)
+{
+	struct proxyhdr h;
+	size_t rest;
+	int rc = proxyhdr_parse((const uint8_t *)c->in, c->in_len, &h);
+
+	if (rc == MOAT_EAGAIN && !c->peer_eof)
+		return;
+	if (rc != 0) {
+		log_warn("closing the connection from %s: it did not start with a valid PROXY "
+			 "protocol header (listener has proxy_protocol: true)", c->peer);
+		conn_abort(c);
+		return;
+	}
+	if (h.has_src) {
+		c->addr = h.src;
+		ipaddr_format(&c->addr, c->peer, sizeof(c->peer));
+		c->peer_trusted = cidr_list_contains(c->gen->conf->trusted, c->gen->conf->ntrusted,
+						     &c->addr);
+	}
+	if (!start(c))
+		return;
+	rest = c->in_len - h.len;
+	if (c->tls) {
+		if (rest > 0) {
+			c->rx = worker_buf_get(c->w);
+			memcpy(c->rx, c->in + h.len, rest);
+			c->io.rp = c->rx;
+			c->io.rlen = rest;
+		}
+		c->in_len = 0;
+	} else {
+		conn_consume(c, h.len);
+	}
+	if (rest > 0 || c->peer_eof)
+		deliver(c);
+	else
+		update_reading(c);
+}
+
+void conn_accept(struct worker *w, uv_stream_t *server, bool tls, bool proxy_protocol)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
-	BIO *bio;
+	const struct conf *cf = w->gen->conf;
 
 	c->w = w;
 	c->gen = gen_ref(w->gen);
@@ -805,25 +896,27 @@ void conn_accept(struct worker *w, uv_stream_t *server, bool tls)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
-	peer_name(c);
+	c->tls = tls;
 	c->want_read = true;
-	c->state = CONN_IDLE;
-	if (tls) {
-		c->ssl = tls_sites_new_ssl(c->gen->tls);
-		c->tls = true;
-		c->io.out = &c->out;
-		bio = c->ssl != NULL ? tlsbio_new(&c->io) : NULL;
-		if (bio == NULL) {
-			log_tls_error("tls: cannot create a connection");
+	if (!peer_addr(c)) {
+		conn_abort(c);
+		return;
+	}
+	c->peer_trusted = cidr_list_contains(cf->trusted, cf->ntrusted, &c->addr);
+	c->head_start_ms = moat_now_ms();
+	if (proxy_protocol) {
+		/* a PROXY header says who the client is: only a trusted peer
+		 * may say it */
+		if (!c->peer_trusted) {
+			log_warn("closing the connection from %s: PROXY protocol is accepted only "
+				 "from trusted_proxies", c->peer);
 			conn_abort(c);
 			return;
 		}
-		SSL_set_bio(c->ssl, bio, bio);
-		c->sec = xcalloc(1, sizeof(*c->sec));
-		tls_capture_secrets(c->ssl, c->sec);
-		c->state = CONN_HANDSHAKE;
+		c->state = CONN_PROXY;
+	} else if (!start(c)) {
+		return;
 	}
-	c->head_start_ms = moat_now_ms();
 	conn_set_timer(c, c->gen->conf->t.header_ms);
 	update_reading(c);
 }

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "deadline.h"
+#include "netaddr.h"
 #include "tls13.h"
 #include "tlsbio.h"
 
@@ -32,7 +33,8 @@ struct client_id;
 #define CONN_PT_STAGE 16384          /* TLS plaintext staged per record */
 
 enum conn_state {
-	CONN_HANDSHAKE = 0, /* TLS handshake not finished */
+	CONN_PROXY = 0,     /* waiting for the PROXY protocol header */
+	CONN_HANDSHAKE,     /* TLS handshake not finished */
 	CONN_IDLE,          /* waiting for the first byte of a request */
 	CONN_HEAD,          /* part of a request head received */
 	CONN_BUSY,          /* an exchange is in flight (proxy.c) */
@@ -74,14 +76,22 @@ struct conn {
 	int handles;              /* open uv handles; freed at zero */
 	uv_shutdown_t shutdown_req;
 	char peer[64];            /* client address, printable */
+	struct ipaddr addr;       /* client address: the TCP peer's, or a trusted PROXY header's */
+	bool peer_trusted;        /* addr is in trusted_proxies: its forwarding headers count */
+	bool counted;             /* counts against the connection caps (guard.c) */
+	bool has_req_addr;        /* req_addr is set */
+	struct ipaddr req_addr;   /* the client the last request spoke for (trusted proxy) */
+	bool ban_closing;         /* closes after the answer that got its client banned */
+	bool write_wait;          /* the timer waits for the client to take queued output */
 	char *in;                 /* plaintext input, CONN_IN_CAP bytes, from worker_buf_get */
 	size_t in_len;
 	struct exchange *x;       /* request in flight (exchange.h), owned by proxy.c/forward.c */
 	uint64_t head_start_ms;   /* when the current head's first byte arrived */
 };
 
-/* Accept a connection on a listener; on failure the socket is closed. */
-void conn_accept(struct worker *w, uv_stream_t *server, bool tls);
+/* Accept a connection on a listener; on failure the socket is closed.
+ * proxy_protocol: the peer must be trusted and start with a PROXY header. */
+void conn_accept(struct worker *w, uv_stream_t *server, bool tls, bool proxy_protocol);
 
 /* Queue plaintext to the client (encrypted when TLS); data is copied.
  * Returns 0 or a negative code (connection already failing). */
@@ -134,6 +144,11 @@ void conn_abort(struct conn *c);
 /* (Re)arm the connection timer; on expiry proxy_on_timeout() is called.
  * ms == 0 stops it. */
 void conn_set_timer(struct conn *c, uint64_t ms);
+
+/* The proxy waits for the client to take what is queued (a response or a
+ * tunnel it does not read): the connection closes once it took nothing
+ * for timeouts.write; every completed write starts that time again. */
+void conn_wait_write(struct conn *c);
 
 /* Negotiated protocol name ("TLSv1.3") or NULL for plain http. */
 const char *conn_tls_version(const struct conn *c);

@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "gen.h"
 #include "h1.h"
+#include "netaddr.h"
 
 struct exchange {
 	struct conn *c;
@@ -61,6 +62,12 @@ struct exchange {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	const char *access;      /* the client policy's decision (guard_access.h) or NULL */
+	struct ipaddr client;    /* who the request is from (guard.c) */
+	char client_txt[NETADDR_TEXT]; /* its text when a trusted proxy named it, else "" */
+	const char *deny;        /* abuse control's refusal (deny_name) or NULL */
+	uint64_t body_start_ms;  /* when the request body began (min_body_rate) */
+	uint64_t body_got;       /* request body bytes taken from the client */
+	uint64_t body_paused_ms; /* since when moat holds the body back (upstream full), or 0 */
 	bool logged;
 };
 

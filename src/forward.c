@@ -10,6 +10,7 @@
  * Thread: owning worker only.
  */
 #include "exchange.h"
+#include "guard.h"
 #include "conf.h"
 #include "conn.h"
 #include "h1.h"
@@ -134,6 +135,31 @@ static bool body_too_big(const struct exchange *x, uint64_t n)
 	return max > 0 && n > max;
 }
 
+/*
+ * How long the client may now take for more of its body: timeouts.idle
+ * between bytes, and no longer than keeps it at limits.min_body_rate on
+ * average once timeouts.body has passed (a slowloris body that trickles a
+ * byte every few seconds is cut; a phone on a slow line is not). Time moat
+ * itself held the body back, because the upstream was not taking it, does
+ * not count. At least 1 ms: a client already behind times out at once.
+ */
+static uint64_t body_wait(struct exchange *x)
+{
+	const struct conf *cf = exchange_conf(x->c);
+	uint64_t now = moat_now_ms(), due, wait = cf->t.idle_ms;
+
+	if (x->body_paused_ms != 0) {
+		x->body_start_ms += now - x->body_paused_ms;
+		x->body_paused_ms = 0;
+	}
+	if (cf->min_body_rate == 0)
+		return wait;
+	due = x->body_start_ms + cf->t.body_ms + x->body_got * 1000 / cf->min_body_rate;
+	if (due <= now)
+		return 1;
+	return due - now < wait ? due - now : wait;
+}
+
 /* Moves request body bytes from the client buffer to the upstream. */
 void forward_pump_request(struct exchange *x)
 {
@@ -151,6 +177,7 @@ void forward_pump_request(struct exchange *x)
 			conn_consume(c, n);
 			x->req_left -= n;
 			x->bytes_in += n;
+			x->body_got += n;
 			x->req_started = true;
 			if (x->req_left == 0)
 				x->req_done = true;
@@ -173,6 +200,7 @@ void forward_pump_request(struct exchange *x)
 			up_write_chunk(x->u, NULL, 0);
 		x->req_started = true;
 		x->bytes_in += consumed;
+		x->body_got += consumed;
 		conn_consume(c, consumed);
 		if (done)
 			x->req_done = true;
@@ -204,6 +232,8 @@ void forward_pump_request(struct exchange *x)
 		return;
 	}
 	if (up_pending(x->u) >= CONN_HIGH_WATER) {
+		if (x->body_paused_ms == 0)
+			x->body_paused_ms = moat_now_ms();
 		conn_set_timer(c, 0);
 		up_set_timer(x->u, exchange_conf(c)->t.response_ms);
 		conn_want_read(c, false);
@@ -212,7 +242,7 @@ void forward_pump_request(struct exchange *x)
 			response_timers(x);
 		else
 			up_set_timer(x->u, 0);
-		conn_set_timer(c, exchange_conf(c)->t.idle_ms);
+		conn_set_timer(c, body_wait(x));
 		conn_want_read(c, true);
 	}
 }
@@ -253,8 +283,9 @@ static void finish_exchange(struct exchange *x)
 
 /*
  * While the response streams, the timer runs for the side moat waits on:
- * the client's (timeouts.idle) while it does not read what is queued for
- * it, else the upstream's (timeouts.response). The upstream is not read
+ * the client's (timeouts.write, counted from the last write it took) while
+ * it does not read what is queued for it, else the upstream's
+ * (timeouts.response). The upstream is not read
  * while the client lags, so that wait must not count against it.
  */
 static void response_timers(struct exchange *x)
@@ -264,7 +295,8 @@ static void response_timers(struct exchange *x)
 
 	if (conn_pending(c) >= CONN_HIGH_WATER) {
 		up_set_timer(x->u, 0);
-		conn_set_timer(c, cf->t.idle_ms);
+		if (!c->write_wait)
+			conn_wait_write(c);
 	} else {
 		up_set_timer(x->u, cf->t.response_ms);
 		if (x->req_done)
@@ -389,6 +421,13 @@ static void tunnel_from_upstream(struct exchange *x)
 		if (c->peer_eof)
 			conn_set_timer(c, exchange_conf(c)->t.idle_ms);
 	}
+	/* a tunnel has no timer, except while its client does not read */
+	if (!c->peer_eof) {
+		if (conn_pending(c) >= CONN_HIGH_WATER && !c->write_wait)
+			conn_wait_write(c);
+		else if (conn_pending(c) < CONN_HIGH_WATER && c->write_wait)
+			conn_set_timer(c, 0);
+	}
 	if (u->eof && u->in_len == 0) {
 		proxy_drop_upstream(x);
 		conn_close_after_write(c, true);
@@ -478,6 +517,9 @@ static bool response_head(struct exchange *x)
 	x->keep_client = !x->client_close && !c->drain && x->req_done &&
 			 (x->rechunk || x->resp_framing == H1_BODY_NONE ||
 			  x->resp_framing == H1_BODY_LENGTH);
+	/* an answer that gets its client banned is its last on this connection */
+	if (guard_observe(x, m->status))
+		x->keep_client = false;
 	h1_chunked_init(&x->resp_ch);
 	r.m = m;
 	r.hsts_max_age = exchange_hsts(c, x->site);

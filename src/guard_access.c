@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *deny_name(enum client_status st)
+static const char *refusal_name(enum client_status st)
 {
 	switch (st) {
 	case CLIENT_NONE: return "deny:no-cert";
@@ -62,7 +62,7 @@ struct access guard_access(const struct conf_site *s, const struct client_trust 
 		a.name = "allow:public";
 	} else {
 		a.allow = false;
-		a.name = deny_name(a.cert);
+		a.name = refusal_name(a.cert);
 	}
 	return a;
 }

@@ -229,6 +229,10 @@ void log_access(const struct access_rec *r)
 		n = putf(line, cap, n, ",\"cert\":");
 		n = put_str(line, cap, n, r->cert, r->cert ? strlen(r->cert) : 0, FIELD_MAX);
 	}
+	if (r->deny != NULL) {
+		n = putf(line, cap, n, ",\"deny\":");
+		n = put_str(line, cap, n, r->deny, strlen(r->deny), FIELD_MAX);
+	}
 	if (n > cap)
 		n = cap;
 	line[n++] = '}';

@@ -36,6 +36,8 @@ struct access_rec {
 	const char *tls;      /* "TLSv1.3" or NULL for plain http */
 	const char *access;   /* client policy decision ("allow:public", ...) or NULL */
 	const char *cert;     /* client certificate's name, or NULL */
+	const char *deny;     /* abuse control's refusal ("rate", "ban", "conn-cap",
+			       * "timeout"; deny_name) or NULL */
 };
 
 /*

@@ -16,6 +16,10 @@ int main(int argc, char **argv)
 		return cli_check(argc - 2, argv + 2);
 	if (strcmp(cmd, "ca") == 0)
 		return cli_ca(argc - 2, argv + 2);
+	if (strcmp(cmd, "ban") == 0)
+		return cli_ban(argc - 2, argv + 2);
+	if (strcmp(cmd, "status") == 0)
+		return cli_status(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("moat %s\n", MOAT_VERSION);
 		return 0;

@@ -17,7 +17,9 @@
 #include "conf.h"
 #include "conn.h"
 #include "gen.h"
+#include "guard.h"
 #include "guard_access.h"
+#include "guard_limit.h"
 #include "h1.h"
 #include "headers.h"
 #include "log.h"
@@ -46,7 +48,7 @@ void proxy_log_exchange(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct access_rec r = {
-		.client = c->peer,
+		.client = x->client_txt[0] ? x->client_txt : c->peer,
 		.host = x->host[0] ? x->host : NULL,
 		.method = x->method,
 		.method_len = x->method ? strlen(x->method) : 0,
@@ -63,6 +65,7 @@ void proxy_log_exchange(struct exchange *x)
 		 * into a self-made certificate */
 		.cert = x->access != NULL && client_id_verified(c->client) ?
 			client_id_name(c->client) : NULL,
+		.deny = x->deny,
 	};
 
 	if (x->logged)
@@ -238,6 +241,27 @@ static bool check_access(struct conn *c, struct exchange *x, struct h1_msg *m,
 	return false;
 }
 
+/* Bans and rate limits; false when the request was refused (answered). */
+static bool check_guard(struct conn *c, struct exchange *x, struct h1_msg *m)
+{
+	uint32_t retry = 0;
+	char extra[64];
+	int status = guard_request(c, x, m, &retry);
+
+	if (status == 0)
+		return true;
+	conn_consume(c, m->head_len);
+	if (status == 403) {
+		/* banned: nothing more from this client on this connection */
+		proxy_respond(c, x, 403, "Forbidden: this address is banned for now\n", NULL, true);
+		return false;
+	}
+	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+	proxy_respond(c, x, 429, "Too Many Requests: slow down and retry later\n", extra,
+		      x->req_framing != H1_BODY_NONE || x->client_close);
+	return false;
+}
+
 /* Everything decided from the head, before any upstream is involved. */
 static void start_exchange(struct conn *c, struct h1_msg *m)
 {
@@ -293,6 +317,8 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	}
 	free(x->path);
 	x->path = path;
+	if (!check_guard(c, x, m))
+		return;
 	if (!c->tls && x->site->redirect) {
 		conn_consume(c, m->head_len);
 		redirect(c, x, host);
@@ -323,14 +349,16 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	ur.m = m;
 	ur.path = x->path;
 	ur.host = hostport;
-	ur.peer = c->peer;
+	ur.peer = x->client_txt[0] ? x->client_txt : c->peer;
 	ur.tls = c->tls;
 	ur.upgrade = x->upgrade;
 	x->head = hdr_upstream_request(&ur, &x->head_len);
 	conn_consume(c, m->head_len);
 	conn_want_read(c, false);
-	if (!x->req_done)
+	if (!x->req_done) {
+		x->body_start_ms = moat_now_ms();
 		conn_set_timer(c, cf->t.idle_ms);
+	}
 	if (x->req_framing == H1_BODY_CHUNKED) {
 		x->await_chunk = true;
 		if (x->expect) {
@@ -427,6 +455,20 @@ void proxy_on_input(struct conn *c)
 	}
 }
 
+/* A connection that never got as far as a request: one line with no request. */
+static void log_timeout(struct conn *c)
+{
+	struct access_rec r = {
+		.client = c->peer,
+		.start_ms = c->head_start_ms,
+		.tls = c->tls ? "handshake" : NULL,
+		.deny = deny_name(DENY_TIMEOUT),
+	};
+
+	deny_count(DENY_TIMEOUT);
+	log_access(&r);
+}
+
 void proxy_on_timeout(struct conn *c)
 {
 	struct exchange *x = c->x;
@@ -436,6 +478,8 @@ void proxy_on_timeout(struct conn *c)
 		x = xcalloc(1, sizeof(*x));
 		x->c = c;
 		x->start_ms = c->head_start_ms;
+		x->deny = deny_name(DENY_TIMEOUT);
+		deny_count(DENY_TIMEOUT);
 		c->x = x;
 		c->state = CONN_BUSY;
 		proxy_respond(c, x, 408, "Request Timeout: the request head did not arrive in time\n",
@@ -443,9 +487,23 @@ void proxy_on_timeout(struct conn *c)
 		break;
 	case CONN_BUSY:
 		if (x != NULL && !x->req_done) {
+			x->deny = deny_name(DENY_TIMEOUT);
+			deny_count(DENY_TIMEOUT);
 			proxy_fail(x, 408, "the request body did not arrive in time");
 			break;
 		}
+		if (x != NULL && c->write_wait) {
+			/* the client stopped reading its answer */
+			x->deny = deny_name(DENY_TIMEOUT);
+			deny_count(DENY_TIMEOUT);
+			if (!x->logged)
+				proxy_log_exchange(x);
+		}
+		conn_abort(c);
+		break;
+	case CONN_PROXY:
+	case CONN_HANDSHAKE:
+		log_timeout(c);
 		conn_abort(c);
 		break;
 	default:

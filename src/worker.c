@@ -10,6 +10,8 @@
 #include "conf.h"
 #include "conn.h"
 #include "gen.h"
+#include "guard.h"
+#include "guard_ban.h"
 #include "log.h"
 #include "proxy.h"
 #include "revoke.h"
@@ -92,7 +94,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0 || l->w->stopping)
 		return;
-	conn_accept(l->w, server, l->tls);
+	conn_accept(l->w, server, l->tls, l->proxy_protocol);
 }
 
 static void close_listeners(struct worker *w)
@@ -166,6 +168,20 @@ static void check_certs(struct worker *w)
 	}
 }
 
+/* A client banned a moment ago loses the connections it has open, whatever
+ * they are doing. */
+static void check_bans(struct worker *w)
+{
+	struct conn *c, *next;
+
+	w->ban_epoch = bans_epoch();
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->closed && guard_conn_banned(c))
+			conn_abort(c);
+	}
+}
+
 /* Certificates expire and CRLs go out of date without any event. */
 static void on_cert_timer(uv_timer_t *t)
 {
@@ -183,6 +199,8 @@ static void on_wake(uv_async_t *a)
 	}
 	if (revoke_epoch() != w->rev_epoch)
 		check_certs(w);
+	if (bans_epoch() != w->ban_epoch)
+		check_bans(w);
 	if (atomic_load(&w->stop_requested) && !w->stopping)
 		begin_stop(w);
 	if (atomic_load(&w->stop_now) && w->drain_timer_on) {
@@ -263,6 +281,7 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 
 		w->id = k;
 		w->rev_epoch = revoke_epoch();
+		w->ban_epoch = bans_epoch();
 		w->gen = gen_ref(g);
 		w->listeners = xcalloc(nl, sizeof(*w->listeners));
 		w->nlisteners = nl;
@@ -270,11 +289,13 @@ int workers_start(struct gen *g, uv_async_t *stopped)
 			w->listeners[i].fd = -1;
 		for (i = 0, j = 0; j < c->nhttps; j++, i++) {
 			w->listeners[i].tls = true;
+			w->listeners[i].proxy_protocol = c->https[j].proxy_protocol;
 			w->listeners[i].fd = make_listen_socket(&c->https[j]);
 			if (w->listeners[i].fd < 0)
 				rc = MOAT_EIO;
 		}
 		for (j = 0; j < c->nhttp; j++, i++) {
+			w->listeners[i].proxy_protocol = c->http[j].proxy_protocol;
 			w->listeners[i].fd = make_listen_socket(&c->http[j]);
 			if (w->listeners[i].fd < 0)
 				rc = MOAT_EIO;
@@ -341,7 +362,7 @@ static bool same_addrs(const struct conf_addr *a, size_t na, const struct conf_a
 	if (na != nb)
 		return false;
 	for (i = 0; i < na; i++)
-		if (strcmp(a[i].text, b[i].text) != 0)
+		if (strcmp(a[i].text, b[i].text) != 0 || a[i].proxy_protocol != b[i].proxy_protocol)
 			return false;
 	return true;
 }
@@ -352,7 +373,8 @@ int workers_check_reload(const struct conf *c)
 
 	if (c->workers != nworkers || !same_addrs(old->https, old->nhttps, c->https, c->nhttps) ||
 	    !same_addrs(old->http, old->nhttp, c->http, c->nhttp)) {
-		log_error("reload refused: listen addresses and workers can only change with a restart");
+		log_error("reload refused: listen addresses, their proxy_protocol and workers can only "
+			  "change with a restart");
 		return MOAT_ECONFIG;
 	}
 	return 0;
@@ -392,6 +414,15 @@ void workers_stop(bool now)
 		atomic_store(&workers[k].stop_requested, true);
 		uv_async_send(&workers[k].wake);
 	}
+}
+
+size_t workers_conns(uint64_t *out, size_t max)
+{
+	size_t k;
+
+	for (k = 0; k < nworkers && k < max; k++)
+		out[k] = atomic_load(&workers[k].nconns);
+	return k;
 }
 
 void workers_join(void)

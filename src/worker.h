@@ -35,6 +35,7 @@ struct listener {
 	struct worker *w;
 	int fd;
 	bool tls;
+	bool proxy_protocol;  /* connections start with a PROXY header */
 	bool closed;
 };
 
@@ -53,7 +54,7 @@ struct worker {
 	struct listener *listeners;
 	size_t nlisteners;
 	struct conn *conns;             /* intrusive list of live client connections */
-	size_t nconns;
+	atomic_size_t nconns;           /* read by workers_conns from the control thread */
 	struct pool *pool;
 	uv_timer_t drain_timer;
 	uv_timer_t cert_timer;          /* re-judges client certificates of open connections */
@@ -63,6 +64,7 @@ struct worker {
 	char *bufs[WORKER_BUF_CACHE];   /* free WORKER_BUF buffers */
 	size_t nbufs;
 	unsigned rev_epoch;             /* revoke_epoch() its connections were checked at */
+	unsigned ban_epoch;             /* bans_epoch() its connections were checked at */
 	struct h1_msg msg;              /* parse scratch, used synchronously */
 	char rbuf[WORKER_RBUF];         /* read scratch for TLS records */
 };
@@ -93,6 +95,10 @@ void workers_poke(void);
 /* Ask every worker to stop: gracefully (in-flight requests may finish
  * within timeouts.drain), or at once when now is set. Returns at once. */
 void workers_stop(bool now);
+
+/* Open client connections per worker: up to max counts into out; returns
+ * how many workers there are (at most max). For `moat status`. */
+size_t workers_conns(uint64_t *out, size_t max);
 
 /* Wait for every worker thread to end and free the workers. */
 void workers_join(void);

@@ -63,12 +63,14 @@ def entries(root):
 
 
 def snapshot(root):
-    """{relative path: bytes} of every file under root ({} if root is absent)."""
+    """{relative path: bytes} of every regular file under root ({} if root is
+    absent), except the daemon's lock, which each start writes its pid into."""
     out = {}
     for d, _, files in os.walk(root):
         for n in files:
             p = os.path.join(d, n)
-            out[os.path.relpath(p, root)] = read(p)
+            if stat.S_ISREG(os.lstat(p).st_mode) and os.path.relpath(p, root) != "moat.lock":
+                out[os.path.relpath(p, root)] = read(p)
     return out
 
 

@@ -89,11 +89,11 @@ class SlowReader(M.MoatTestCase):
         self.assertEqual(got, body)
         self.assertNotIn("no response in time", moat.stderr())
 
-    def test_client_that_never_reads_is_dropped_after_idle(self):
+    def test_client_that_never_reads_is_dropped_after_write_timeout(self):
         body = os.urandom(16 * 1024 * 1024)
         port = blocking_upstream(self, body)
         moat = self.moat({HOST: M.site(port, redirect=False)},
-                         timeouts={"response": "60s", "idle": "2s"})
+                         timeouts={"response": "60s", "write": "2s"})
         s = socket.create_connection(("127.0.0.1", moat.http_port))
         self.addCleanup(s.close)
         s.sendall(b"GET /stuck HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
@@ -103,6 +103,7 @@ class SlowReader(M.MoatTestCase):
         self.assertLess(time.monotonic() - t0, 15)
         self.assertEqual(lines[0]["status"], 200)
         self.assertLess(lines[0]["bytes_out"], len(body))
+        self.assertEqual(lines[0].get("deny"), "timeout", lines[0])
         self.assertNotIn("no response in time", moat.stderr())
 
 

@@ -340,7 +340,7 @@ static const struct err_case err_cases[] = {
 	{ "unknown site key",
 	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    tsl: internal\n",
 	  "moat.yaml:4:5: unknown key \"tsl\" in site \"app.localhost\"; valid keys: to, tls, "
-	  "default, redirect, hsts, clients, client_ca, crl, public\n", false },
+	  "default, redirect, hsts, clients, client_ca, crl, public, limit, path_limits, ban\n", false },
 	{ "clients value",
 	  "sites:\n  app.localhost:\n    to: http://127.0.0.1:9000\n    clients: yes\n",
 	  "moat.yaml:4:14: \"yes\" is not valid for clients in site \"app.localhost\"; expected "
@@ -388,17 +388,65 @@ static const struct err_case err_cases[] = {
 	{ "unknown top-level key",
 	  "listn: x\n" SITES,
 	  "moat.yaml:1:1: unknown key \"listn\" at the top level; valid keys: data, listen, "
-	  "workers, access_log, timeouts, limits, sites\n", false },
+	  "workers, access_log, timeouts, limits, sites, trusted_proxies, never_ban, client_ip_header\n", false },
 	{ "unknown listen key",
 	  "listen:\n  htps: \":443\"\n" SITES,
 	  "moat.yaml:2:3: unknown key \"htps\" in listen; valid keys: http, https\n", false },
 	{ "unknown timeouts key",
 	  "timeouts: { read: 5s }\n" SITES,
 	  "moat.yaml:1:13: unknown key \"read\" in timeouts; valid keys: header, idle, connect, "
-	  "response, drain, upstream_idle\n", false },
+	  "response, drain, upstream_idle, write, body\n", false },
 	{ "unknown limits key",
 	  "limits:\n  body: 1M\n" SITES,
-	  "moat.yaml:2:3: unknown key \"body\" in limits; valid keys: header_size, body_size\n", false },
+	  "moat.yaml:2:3: unknown key \"body\" in limits; valid keys: header_size, body_size, min_body_rate, connections_per_client, connections, bans\n", false },
+	{ "bad rate",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    limit: 20 per second\n",
+	  "moat.yaml:4:12: \"20 per second\" is not a valid rate for limit in site \"a.localhost\"; expected a rate like \"20/s\", \"20/s burst 40\" or \"5/m\" (count per s, m, h or d, then optionally burst N), counts up to 1000000\n", false },
+	{ "rate burst zero",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    limit: \"20/s burst 0\"\n",
+	  "moat.yaml:4:12: \"20/s burst 0\" is not a valid rate for limit in site \"a.localhost\"; expected a rate like \"20/s\", \"20/s burst 40\" or \"5/m\" (count per s, m, h or d, then optionally burst N), counts up to 1000000\n", false },
+	{ "path limit without limit",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    path_limits: [ { match: \"POST /up\" } ]\n",
+	  "moat.yaml:4:20: each entry of path_limits in site \"a.localhost\" needs both match and limit, like { match: \"POST /api/upload/**\", limit: \"2/s\" }\n", false },
+	{ "path limit bad pattern",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    path_limits: [ { match: \"post /up\", limit: 2/s } ]\n",
+	  "moat.yaml:4:29: match: \"post /up\": methods are case-sensitive and \"post\" would never match a browser's request; write it in capitals\n", false },
+	{ "ban without match",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    ban: [ { status: 401 } ]\n",
+	  "moat.yaml:4:12: a ban rule of site \"a.localhost\" needs match: the requests to watch, like { match: \"POST /api/auth/login\", status: [401, 403], after: \"5 in 10m\", for: 1h }\n", false },
+	{ "ban bad after",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    ban: [ { match: \"POST /login\", after: \"5 per 10m\" } ]\n",
+	  "moat.yaml:4:43: \"5 per 10m\" is not a valid after; expected \"N in DURATION\" like \"5 in 10m\", N from 1 to 100 and the window from 1s to 3650d\n", false },
+	{ "ban bad status",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    ban: [ { match: \"POST /login\", status: [401, 700] } ]\n",
+	  "moat.yaml:4:50: \"700\" is not an HTTP status; expected a number from 100 to 599 like 401\n", false },
+	{ "ban bad for",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    ban: [ { match: \"POST /login\", for: forever } ]\n",
+	  "moat.yaml:4:41: \"forever\" is not a valid ban duration; expected 1s to 3650d, like \"1h\"\n", false },
+	{ "ban unknown key",
+	  "sites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n    ban: [ { match: \"POST /login\", fore: 1h } ]\n",
+	  "moat.yaml:4:36: unknown key \"fore\" in a ban rule of site \"a.localhost\"; valid keys: match, status, after, for\n", false },
+	{ "trusted host bits",
+	  "trusted_proxies: [ 10.0.0.1/8 ]\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:1:20: \"10.0.0.1/8\" in trusted_proxies is not an address or prefix: host bits are set below the prefix length; write the network address (10.0.0.0/8, not 10.0.0.1/8)\n", false },
+	{ "never_ban garbage",
+	  "never_ban: [ \"home\" ]\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:1:14: \"home\" in never_ban is not an address or prefix: not an IP address or prefix; write one like 192.0.2.1, 10.0.0.0/8, 2001:db8::1 or 2001:db8::/32\n", false },
+	{ "ip header without trusted",
+	  "client_ip_header: forwarded\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:1:1: client_ip_header has no effect without trusted_proxies: moat believes the header only from the proxies listed there\n", false },
+	{ "ip header unknown",
+	  "trusted_proxies: [127.0.0.5]\nclient_ip_header: x-real-ip\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:2:19: \"x-real-ip\" is not a valid client_ip_header; expected x-forwarded-for or forwarded (the header your trusted proxy sets)\n", false },
+	{ "proxy protocol without trusted",
+	  "listen:\n  https: { address: \"127.0.0.1:8443\", proxy_protocol: true }\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:2:55: proxy_protocol: true needs trusted_proxies: moat takes a PROXY header only from the addresses listed there, so list your load balancer or relay, like trusted_proxies: [ 10.0.0.5 ]\n", false },
+	{ "listener without address",
+	  "trusted_proxies: [127.0.0.5]\nlisten:\n  https: [ { proxy_protocol: true } ]\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:3:12: a listener in listen.https needs address, like { address: \"127.0.0.1:8443\", proxy_protocol: true }\n", false },
+	{ "connections zero",
+	  "limits: { connections_per_client: 0 }\nsites:\n  a.localhost:\n    to: http://127.0.0.1:9000\n",
+	  "moat.yaml:1:35: \"0\" is not a valid limits.connections_per_client; expected a whole number from 1 to 1000000\n", false },
 	{ "unknown tls key",
 	  "sites:\n  a.b: { to: \"http://127.0.0.1:1\", tls: { crt: x, cert: certs/files.pem, "
 	  "key: certs/files.key } }\n",
@@ -652,6 +700,85 @@ static void test_errors(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* The abuse-control keys land where the runtime reads them. */
+static void test_abuse_values(void **state)
+{
+	const char *dir = *state;
+	char text[NETADDR_TEXT];
+	const struct conf_site *s;
+	struct ipaddr a;
+	struct conf *c;
+
+	c = parse_ok(dir,
+		"trusted_proxies: [ 127.0.0.5, \"10.0.0.0/8\" ]\n"
+		"never_ban: [ 192.168.0.0/16 ]\n"
+		"client_ip_header: Forwarded\n"
+		"listen:\n"
+		"  https: [ \"127.0.0.1:8443\", { address: \"127.0.0.1:9443\", proxy_protocol: true } ]\n"
+		"limits: { connections_per_client: 16, connections: 1000, bans: 50, min_body_rate: 2KiB }\n"
+		"timeouts: { write: 5s, body: 3s }\n"
+		"sites:\n"
+		"  app.localhost:\n"
+		"    to: http://127.0.0.1:9000\n"
+		"    limit: 20/s burst 40\n"
+		"    path_limits: [ { match: \"POST /api/upload/**\", limit: 2/m } ]\n"
+		"    ban:\n"
+		"      - match: [ \"POST /api/auth/login\", \"POST /login\" ]\n"
+		"        status: [401]\n"
+		"        after: 3 in 2m\n"
+		"        for: 2h\n"
+		"      - match: POST /other\n");
+	assert_int_equal(c->ntrusted, 2);
+	assert_string_equal(cidr_format(&c->trusted[1], text, sizeof(text)), "10.0.0.0/8");
+	assert_int_equal(c->nnever_ban, 1);
+	assert_int_equal(ipaddr_parse("127.0.0.1", 9, &a), 0);
+	assert_false(cidr_list_contains(c->never_ban, c->nnever_ban, &a)); /* replaced */
+	assert_int_equal(c->ip_header, CLIENTIP_FORWARDED);
+	assert_int_equal(c->nhttps, 2);
+	assert_false(c->https[0].proxy_protocol);
+	assert_true(c->https[1].proxy_protocol);
+	assert_int_equal(c->conns_per_client, 16);
+	assert_int_equal(c->conns_total, 1000);
+	assert_int_equal(c->ban_table, 50);
+	assert_int_equal(c->min_body_rate, 2048);
+	assert_int_equal(c->t.write_ms, 5000);
+	assert_int_equal(c->t.body_ms, 3000);
+	s = &c->sites[0];
+	assert_int_equal(s->nlimits, 2);
+	assert_null(s->limits[0].match);
+	assert_int_equal(s->limits[0].rate.count, 20);
+	assert_int_equal(s->limits[0].rate.burst, 40);
+	assert_string_equal(pathpat_text(s->limits[1].match), "POST /api/upload/**");
+	assert_int_equal(s->limits[1].rate.period_ms, 60000);
+	assert_true(s->limits[0].id != s->limits[1].id);
+	assert_int_equal(s->nbans, 2);
+	assert_int_equal(s->bans[0].nmatch, 2);
+	assert_int_equal(s->bans[0].after, 3);
+	assert_int_equal(s->bans[0].window_ms, 120000);
+	assert_int_equal(s->bans[0].for_ms, 7200000);
+	assert_true(s->bans[0].status[401 / 64] & (1ull << (401 % 64)));
+	assert_false(s->bans[0].status[403 / 64] & (1ull << (403 % 64)));
+	assert_string_equal(s->bans[0].text, "POST /api/auth/login, POST /login");
+	/* the second rule's defaults: 401 and 403, 5 in 10m, for 1h */
+	assert_true(s->bans[1].status[403 / 64] & (1ull << (403 % 64)));
+	assert_int_equal(s->bans[1].after, 5);
+	assert_int_equal(s->bans[1].window_ms, 600000);
+	assert_int_equal(s->bans[1].for_ms, 3600000);
+	conf_free(c);
+	/* defaults: loopback never banned, 256 per client, 1 KiB/s bodies */
+	c = parse_ok(dir, SITES);
+	assert_int_equal(c->nnever_ban, 2);
+	assert_true(cidr_list_contains(c->never_ban, c->nnever_ban, &a));
+	assert_int_equal(ipaddr_parse("::1", 3, &a), 0);
+	assert_true(cidr_list_contains(c->never_ban, c->nnever_ban, &a));
+	assert_int_equal(c->ntrusted, 0);
+	assert_int_equal(c->conns_per_client, 256);
+	assert_int_equal(c->min_body_rate, 1024);
+	assert_int_equal(c->t.write_ms, 30000);
+	assert_int_equal(c->sites[0].nlimits, 0);
+	conf_free(c);
+}
+
 /* The message for an unreadable file names the absolute path and errno. */
 static void test_cert_error_text(void **state)
 {
@@ -693,7 +820,7 @@ static void test_multiple_errors(void **state)
 		"moat.yaml:6:9: upstream \"ftp://x\" must be an http:// URL like "
 		"\"http://127.0.0.1:9000\"\n"
 		"moat.yaml:7:5: unknown key \"tsl\" in site \"app.localhost\"; valid keys: to, tls, "
-		"default, redirect, hsts, clients, client_ca, crl, public\n"
+		"default, redirect, hsts, clients, client_ca, crl, public, limit, path_limits, ban\n"
 		"moat.yaml:8:3: site \"other.localhost\" has no upstream; add to: "
 		"http://127.0.0.1:9000\n"
 		"moat.yaml:8:28: \"no\" is not valid for hsts in site \"other.localhost\"; expected "
@@ -1128,6 +1255,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cert_error_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multiple_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abuse_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load, setup, teardown),

@@ -1,0 +1,430 @@
+/*
+ * cli_ban.c - `moat ban list | add ADDR | remove ADDR`: through the running
+ * daemon's admin socket (admin.h), or, when no daemon runs on the data
+ * directory, on <data>/bans.json under the data directory's lock
+ * (banfile.h), with the same checks (banop.h).
+ * Exit codes: 0 done, 1 failed, 2 usage error.
+ */
+#include "admincli.h"
+#include "banfile.h"
+#include "banop.h"
+#include "cli.h"
+#include "clidata.h"
+#include "conf.h"
+#include "confval.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum sub { S_NONE, S_LIST, S_ADD, S_REMOVE, S_HELP };
+
+static const char *const sub_names[] = {
+	[S_LIST] = "list", [S_ADD] = "add", [S_REMOVE] = "remove", [S_HELP] = "help",
+};
+
+struct opts {
+	enum sub sub;
+	const char *addr;        /* ADDR of add and remove */
+	const char *config, *data, *dur, *reason;
+	bool json, help;
+	int64_t for_s;
+};
+
+static void usage(enum sub s, FILE *to)
+{
+	static const char *const text[] = {
+		[S_NONE] =
+		"usage: moat ban COMMAND [options]\n\n"
+		"Clients moat refuses at the door. Bans come from the sites' ban: rules and\n"
+		"from this command; they persist in DATA/bans.json and expire on time.\n\n"
+		"commands:\n"
+		"  list                               the active bans\n"
+		"  add ADDR [--for DUR] [--reason T]  ban a client (default for 1h)\n"
+		"  remove ADDR                        lift a ban\n\n"
+		"Every command takes -c FILE (the moat configuration; its data directory, and\n"
+		"its never_ban and trusted_proxies) or --data DIR (default " CLIDATA_DEFAULT "),\n"
+		"--json (print the answer as JSON) and --help.\n"
+		"With a moat running on the data directory the change applies at once;\n"
+		"otherwise bans.json is edited and the change applies when moat starts.\n",
+		[S_LIST] =
+		"usage: moat ban list [--json] [-c FILE | --data DIR]\n\n"
+		"Print the active bans: ADDRESS (an IPv4 address or an IPv6 /64), UNTIL,\n"
+		"REMAINING and REASON.\n",
+		[S_ADD] =
+		"usage: moat ban add ADDR [--for DUR] [--reason TEXT] [--json] [-c FILE | --data DIR]\n\n"
+		"Ban ADDR (192.0.2.7, 2001:db8::7 or 2001:db8::/64; an IPv6 address bans its\n"
+		"whole /64) for DUR (1s to 3650d, like the configuration's durations: 30m, 1h,\n"
+		"7d; default 1h). A banned client's connections are closed and new ones are\n"
+		"refused before the TLS handshake. Banning an address that is already banned\n"
+		"replaces its ban.\n\n"
+		"  --reason TEXT   shown by moat ban list (default \"" BANOP_REASON_DEFAULT "\";\n"
+		"                  one line, at most 159 bytes)\n\n"
+		"Addresses in never_ban (default 127.0.0.1 and ::1) and in trusted_proxies\n"
+		"are refused: banning a proxy would shut out everyone behind it.\n",
+		[S_REMOVE] =
+		"usage: moat ban remove ADDR [--json] [-c FILE | --data DIR]\n\n"
+		"Lift the ban on ADDR (as moat ban list prints it, or any address in the\n"
+		"banned IPv6 /64).\n",
+	};
+
+	fputs(text[s == S_HELP ? S_NONE : s], to);
+}
+
+static int usage_error(const struct opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int usage_error(const struct opts *o, const char *fmt, ...)
+{
+	const char *sub = o->sub != S_NONE && o->sub != S_HELP ? sub_names[o->sub] : NULL;
+	va_list ap;
+
+	fputs("moat ban: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; try \"moat ban%s%s --help\"\n", sub ? " " : "", sub ? sub : "");
+	return 2;
+}
+
+/* "--for 1h", "--for=1h"; *value NULL for a flag. Returns 0, 1 (not this
+ * option) or 2 (usage error, printed). */
+static int match_opt(const struct opts *o, int argc, char **argv, int *i, const char *name,
+		     const char *alt, bool arg, const char **value)
+{
+	const char *a = argv[*i];
+	size_t len = strlen(name);
+
+	if (strncmp(a, name, len) == 0 && a[len] == '=' && arg) {
+		*value = a + len + 1;
+		return 0;
+	}
+	if (strcmp(a, name) != 0 && (alt == NULL || strcmp(a, alt) != 0))
+		return 1;
+	*value = NULL;
+	if (!arg)
+		return 0;
+	if (*i + 1 >= argc)
+		return usage_error(o, "%s needs a value", name);
+	*value = argv[++*i];
+	return 0;
+}
+
+static int parse_option(struct opts *o, int argc, char **argv, int *i)
+{
+	static const struct {
+		const char *name, *alt;
+		bool arg;
+		size_t off;
+	} table[] = {
+		{ "--config", "-c", true, offsetof(struct opts, config) },
+		{ "--data", NULL, true, offsetof(struct opts, data) },
+		{ "--for", NULL, true, offsetof(struct opts, dur) },
+		{ "--reason", NULL, true, offsetof(struct opts, reason) },
+		{ "--json", NULL, false, offsetof(struct opts, json) },
+		{ "--help", "-h", false, offsetof(struct opts, help) },
+	};
+	const char *v = NULL;
+	size_t k;
+	int rc;
+
+	for (k = 0; k < sizeof(table) / sizeof(table[0]); k++) {
+		rc = match_opt(o, argc, argv, i, table[k].name, table[k].alt, table[k].arg, &v);
+		if (rc == 1)
+			continue;
+		if (rc == 0 && table[k].arg)
+			*(const char **)((char *)o + table[k].off) = v;
+		else if (rc == 0)
+			*(bool *)((char *)o + table[k].off) = true;
+		return rc;
+	}
+	return usage_error(o, "unknown option \"%s\"", argv[*i]);
+}
+
+static int parse_word(struct opts *o, const char *a)
+{
+	size_t k;
+
+	if (o->sub == S_NONE || (o->sub == S_HELP && !o->help)) {
+		/* "moat ban help add" is "moat ban add --help". */
+		if (o->sub == S_HELP)
+			o->help = true;
+		o->sub = S_NONE;
+		for (k = S_LIST; k <= S_HELP; k++)
+			if (strcmp(a, sub_names[k]) == 0)
+				o->sub = (enum sub)k;
+		if (o->sub == S_NONE)
+			return usage_error(o, "unknown command \"%s\"; want list, add or remove", a);
+		return 0;
+	}
+	if (o->addr == NULL && (o->sub == S_ADD || o->sub == S_REMOVE)) {
+		o->addr = a;
+		return 0;
+	}
+	return usage_error(o, "unexpected argument \"%s\"", a);
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	bool dashdash = false;
+	int i, rc = 0;
+
+	for (i = 0; i < argc && rc == 0; i++) {
+		if (!dashdash && strcmp(argv[i], "--") == 0)
+			dashdash = true;
+		else if (dashdash || argv[i][0] != '-' || argv[i][1] == '\0')
+			rc = parse_word(o, argv[i]);
+		else
+			rc = parse_option(o, argc, argv, &i);
+	}
+	return rc;
+}
+
+/* Values judged without the daemon: a bad one is a usage error. */
+static int check(struct opts *o)
+{
+	struct banop_exempt none = { 0 };
+	struct ban b;
+	uint64_t ms = (uint64_t)BANOP_FOR_DEFAULT * 1000;
+	char *why = NULL;
+
+	if (o->config != NULL && o->data != NULL)
+		return usage_error(o, "%s", "give -c FILE or --data DIR, not both");
+	if ((o->dur != NULL || o->reason != NULL) && o->sub != S_ADD)
+		return usage_error(o, "%s", "--for and --reason apply to moat ban add only");
+	if ((o->sub == S_ADD || o->sub == S_REMOVE) && o->addr == NULL)
+		return usage_error(o, "%s needs an address (192.0.2.7, 2001:db8::7 or "
+				   "2001:db8::/64)", sub_names[o->sub]);
+	if (o->dur != NULL && (confval_duration(o->dur, &ms) < 0 || ms < 1000 ||
+			       ms / 1000 > (uint64_t)BANOP_FOR_MAX))
+		return usage_error(o, "--for \"%s\" is not a duration from 1s to 3650d "
+				   "(like 30m, 1h, 7d)", o->dur);
+	o->for_s = (int64_t)(ms / 1000);
+	if (o->sub == S_ADD &&
+	    banop_make(o->addr, o->for_s, o->reason, 0, &none, &b, &why) < 0)
+		goto bad;
+	if (o->sub == S_REMOVE && banop_key(o->addr, &b.key, &why) < 0)
+		goto bad;
+	return 0;
+bad:
+	usage_error(o, "%s", why);
+	free(why);
+	return 2;
+}
+
+static json_t *request(const struct opts *o)
+{
+	json_t *req = json_object();
+
+	json_object_set_new(req, "cmd", json_string(o->sub == S_LIST ? "ban-list" :
+						    o->sub == S_ADD ? "ban-add" : "ban-remove"));
+	if (o->addr != NULL)
+		json_object_set_new(req, "address", json_string(o->addr));
+	if (o->sub == S_ADD)
+		json_object_set_new(req, "for", json_integer((json_int_t)o->for_s));
+	if (o->reason != NULL)
+		json_object_set_new(req, "reason", json_string(o->reason));
+	return req;
+}
+
+/* ---- without a daemon ------------------------------------------------------ */
+
+static struct banop_exempt exempt_of(const struct conf *c)
+{
+	struct banop_exempt ex = banop_default_exempt();
+
+	if (c != NULL) {
+		ex.never_ban = c->never_ban;
+		ex.nnever_ban = c->nnever_ban;
+		ex.trusted = c->trusted;
+		ex.ntrusted = c->ntrusted;
+	}
+	return ex;
+}
+
+static size_t find(const struct ban *b, size_t n, const struct cidr *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i].key.bits == key->bits && ipaddr_equal(&b[i].key.a, &key->a))
+			break;
+	return i;
+}
+
+/* Apply o to b[0..*n) (room for one more); the answer the daemon would
+ * give, or NULL after printing why. */
+static json_t *edit(const struct opts *o, const struct conf *c, struct ban *b, size_t *n,
+		    int64_t now)
+{
+	struct banop_exempt ex = exempt_of(c);
+	struct ban nb;
+	char *why = NULL, text[NETADDR_TEXT];
+	json_t *ans = json_pack("{s:b, s:b}", "ok", 1, "running", 0);
+	size_t i;
+
+	if (o->sub == S_LIST) {
+		json_object_set_new(ans, "bans", banop_json_list(b, 0, *n, now));
+	} else if (o->sub == S_ADD) {
+		if (banop_make(o->addr, o->for_s, o->reason, now, &ex, &nb, &why) < 0)
+			goto fail;
+		i = find(b, *n, &nb.key);
+		if (i == *n)
+			(*n)++;
+		b[i] = nb;
+		json_object_set_new(ans, "ban", banop_json(&nb, now));
+	} else {
+		banop_key(o->addr, &nb.key, &why);
+		cidr_format(&nb.key, text, sizeof(text));
+		i = find(b, *n, &nb.key);
+		if (i == *n) {
+			why = xasprintf("%s is not banned", text);
+			goto fail;
+		}
+		memmove(&b[i], &b[i + 1], (*n - i - 1) * sizeof(*b));
+		(*n)--;
+		json_object_set_new(ans, "address", json_string(text));
+	}
+	return ans;
+fail:
+	fprintf(stderr, "moat ban: %s\n", why);
+	free(why);
+	json_decref(ans);
+	return NULL;
+}
+
+static int offline(const struct opts *o, const char *data, const struct conf *c, json_t **ans)
+{
+	struct ban *b = NULL;
+	char *path = banfile_path(data), *why = NULL;
+	int64_t now = time(NULL);
+	size_t n = 0;
+	int fd, rc = 1;
+
+	fd = admincli_offline_lock("ban", data);
+	if (fd == MOAT_ENOTFOUND)
+		fprintf(stderr, "moat ban: %s does not exist; give moat's data directory with "
+			"-c FILE or --data DIR\n", data);
+	if (fd < 0)
+		goto out;
+	if (banfile_read(path, now, &b, &n, &why) < 0) {
+		fprintf(stderr, "moat ban: %s\n", why);
+		goto out;
+	}
+	b = xrealloc(b, (n + 1) * sizeof(*b));
+	*ans = edit(o, c, b, &n, now);
+	if (*ans == NULL)
+		goto out;
+	if (o->sub != S_LIST && banfile_write(path, b, n) < 0) {
+		json_decref(*ans);
+		*ans = NULL;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(why);
+	free(b);
+	free(path);
+	return rc;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void print_human(const struct opts *o, json_t *ans, const char *data)
+{
+	json_t *running = json_object_get(ans, "running");
+	json_t *ban = json_object_get(ans, "ban"), *list = json_object_get(ans, "bans");
+	bool offline = running != NULL && !json_is_true(running);
+	char left[32];
+
+	if (o->sub == S_LIST && offline)
+		printf("no moat is running on %s; the bans in %s/%s:\n", data, data, BANFILE_NAME);
+	if (o->sub == S_LIST && json_array_size(list) == 0)
+		printf("no active bans\n");
+	else if (o->sub == S_LIST)
+		admincli_print_bans(stdout, list, "");
+	if (o->sub == S_ADD)
+		printf("banned %s for %s: %s\n",
+		       json_string_value(json_object_get(ban, "address")),
+		       admincli_duration(json_integer_value(json_object_get(ban, "remaining")),
+					 left, sizeof(left)),
+		       json_string_value(json_object_get(ban, "reason")));
+	if (o->sub == S_REMOVE)
+		printf("lifted the ban on %s\n", json_string_value(json_object_get(ans, "address")));
+	if (o->sub != S_LIST && offline)
+		printf("no moat is running on %s: the change is in %s/%s and applies when moat "
+		       "starts\n", data, data, BANFILE_NAME);
+}
+
+static int run(const struct opts *o, const char *data, const struct conf *c)
+{
+	json_t *req = request(o), *ans = NULL;
+	char *why = NULL, *s;
+	int rc;
+
+	rc = admincli_call(data, req, &ans, &why);
+	json_decref(req);
+	if (rc == MOAT_ENOTFOUND) {
+		rc = offline(o, data, c, &ans);
+		if (rc != 0)
+			return rc;
+	} else if (rc < 0) {
+		fprintf(stderr, "moat ban: %s\n", why);
+		free(why);
+		return 1;
+	}
+	rc = json_is_true(json_object_get(ans, "ok")) ? 0 : 1;
+	if (o->json) {
+		s = json_dumps(ans, JSON_COMPACT);
+		printf("%s\n", s != NULL ? s : "{}");
+		free(s);
+	} else if (rc != 0) {
+		fprintf(stderr, "moat ban: %s\n",
+			json_string_value(json_object_get(ans, "error")) != NULL ?
+			json_string_value(json_object_get(ans, "error")) : "the moat refused");
+	} else {
+		print_human(o, ans, data);
+	}
+	json_decref(ans);
+	return rc;
+}
+
+int cli_ban(int argc, char **argv)
+{
+	struct opts o;
+	struct conf *c = NULL;
+	char *data = NULL;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	rc = parse(argc, argv, &o);
+	if (rc == 0 && (o.help || o.sub == S_HELP)) {
+		usage(o.sub, stdout);
+		return 0;
+	}
+	if (rc == 0 && o.sub == S_NONE) {
+		usage(S_NONE, stderr);
+		rc = 2;
+	}
+	if (rc == 0)
+		rc = check(&o);
+	if (rc != 0)
+		return rc;
+	data = clidata_dir(o.config, o.data, conf_load, &c);
+	if (data == NULL)
+		return 1;
+	rc = run(&o, data, c);
+	fflush(stdout);
+	conf_free(c);
+	free(data);
+	return rc;
+}

@@ -1,0 +1,85 @@
+/*
+ * guard_ban.h - the ban table: which client keys (an IPv4 address, an IPv6
+ * /64; netaddr.h) may not connect, until when and why, and the failure
+ * counters of the sites' ban rules that fill it.
+ *
+ * One table per process, shared by every worker and the control thread,
+ * and kept across reloads. Lookups are lock-free while the table is empty
+ * and take a shared lock otherwise; changes are rare (a rule firing, the
+ * admin socket, expiry) and take it exclusively. The table holds at most
+ * the capacity given to bans_init: a new ban past it evicts the ban that
+ * started first, and says so in the log.
+ * Every change bumps bans_epoch() and calls the notify hook, which the
+ * daemon uses to write the file (banfile.h) and to have the workers close
+ * the live connections of newly banned clients.
+ * Thread: every function is safe from any thread, except bans_init and
+ * bans_shutdown (control thread, while no worker runs).
+ */
+#ifndef MOAT_GUARD_BAN_H
+#define MOAT_GUARD_BAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netaddr.h"
+
+#define BAN_REASON_MAX 160
+#define BANS_DEFAULT_CAP 100000
+
+struct ban {
+	struct cidr key;       /* ipaddr_key() of the banned address */
+	int64_t since;         /* unix seconds */
+	int64_t until;         /* unix seconds; the ban ends then */
+	char reason[BAN_REASON_MAX]; /* "site a.example: POST /login answered 401 5 times in 10m" */
+};
+
+/* Set up the empty table for at most cap bans; notify (may be NULL) is
+ * called with arg after every change, from the thread that made it. */
+void bans_init(size_t cap, void (*notify)(void *arg), void *arg);
+
+/* Free the table. */
+void bans_shutdown(void);
+
+/* Add or replace the ban on b->key (a longer or shorter one replaces the
+ * old). Returns 0, or MOAT_EINVAL when b->until is not after b->since. */
+int bans_add(const struct ban *b);
+
+/* Add many at once (loading the file at start); expired ones are skipped.
+ * Does not call notify. */
+void bans_load(const struct ban *b, size_t n, int64_t now);
+
+/* Lift the ban on the key of a. Returns 0, or MOAT_ENOTFOUND. */
+int bans_remove(const struct cidr *key);
+
+/* Is a banned at unix time now? The fast path of every accepted connection. */
+bool bans_active(const struct ipaddr *a, int64_t now);
+
+/* The ban on a's key, when one is active: copied to *out. */
+bool bans_get(const struct ipaddr *a, int64_t now, struct ban *out);
+
+/* Active bans, oldest first, as a heap array (caller frees); *n is set. */
+struct ban *bans_list(int64_t now, size_t *n);
+
+/* Drop expired bans (each is logged). Returns how many went. */
+size_t bans_expire(int64_t now);
+
+/* Changes so far; a worker that saw another value sweeps its connections. */
+unsigned bans_epoch(void);
+
+/* Bans evicted because the table was full, since start. */
+uint64_t bans_evicted(void);
+
+/*
+ * The failure counters of ban rules ("after: 5 in 10m"): record one failure
+ * of key under rule id at monotonic now_ms. Returns true when it is the
+ * after-th failure within window_ms; the counter then starts again. At
+ * most BAN_STRIKES_CAP clients are followed; past that the one left alone
+ * longest is forgotten.
+ */
+#define BAN_STRIKES_CAP 65536
+#define BAN_AFTER_MAX 100
+bool ban_strike(uint64_t id, uint32_t after, uint64_t window_ms, const struct cidr *key,
+		uint64_t now_ms);
+
+#endif
