@@ -3,6 +3,7 @@
  */
 #include "confprint.h"
 #include "conf.h"
+#include "netaddr.h"
 #include "pathpat.h"
 #include "util.h"
 
@@ -101,6 +102,70 @@ static void print_policies(const struct conf *c, FILE *out)
 	}
 }
 
+static void print_cidrs(FILE *out, const struct cidr *l, size_t n)
+{
+	char text[NETADDR_TEXT];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", cidr_format(&l[i], text, sizeof(text)));
+	if (n == 0)
+		fputs("nobody", out);
+}
+
+static void print_statuses(FILE *out, const struct conf_ban *b)
+{
+	const char *sep = "";
+	int st;
+
+	for (st = 100; st < 600; st++) {
+		if ((b->status[st / 64] >> (st % 64)) & 1) {
+			fprintf(out, "%s%d", sep, st);
+			sep = ",";
+		}
+	}
+}
+
+static void print_abuse(const struct conf *c, FILE *out)
+{
+	const struct conf_site *s;
+	size_t i, k;
+
+	fputs("\nclient address: ", out);
+	if (c->ntrusted == 0) {
+		fputs("the TCP peer (no trusted_proxies)\n", out);
+	} else {
+		fprintf(out, "from %s or a PROXY header when the peer is one of: ",
+			c->ip_header == CLIENTIP_FORWARDED ? "Forwarded" : "X-Forwarded-For");
+		print_cidrs(out, c->trusted, c->ntrusted);
+		fputc('\n', out);
+	}
+	fputs("never banned: ", out);
+	print_cidrs(out, c->never_ban, c->nnever_ban);
+	fprintf(out, "\nconnections: at most %u per client address, ", c->conns_per_client);
+	if (c->conns_total > 0)
+		fprintf(out, "%u in all\n", c->conns_total);
+	else
+		fputs("3/4 of the open-file limit in all\n", out);
+	for (i = 0; i < c->nsites; i++) {
+		s = &c->sites[i];
+		if (s->nlimits == 0 && s->nbans == 0)
+			continue;
+		fprintf(out, "\n%s: rate limits and bans, per client\n", s->host);
+		for (k = 0; k < s->nlimits; k++)
+			fprintf(out, "  limit %s: %s (429 beyond)\n",
+				s->limits[k].match ? pathpat_text(s->limits[k].match) : "every request",
+				s->limits[k].text);
+		for (k = 0; k < s->nbans; k++) {
+			fprintf(out, "  ban for %llus after %u answers ",
+				(unsigned long long)(s->bans[k].for_ms / 1000), s->bans[k].after);
+			print_statuses(out, &s->bans[k]);
+			fprintf(out, " within %llus to %s\n",
+				(unsigned long long)(s->bans[k].window_ms / 1000), s->bans[k].text);
+		}
+	}
+}
+
 /* The four cells of one site's row (heap strings). */
 static void site_cells(const struct conf *c, const struct conf_site *s,
 		       char *cell[NCOLS])
@@ -170,4 +235,5 @@ void confprint_table(const struct conf *c, FILE *out)
 	}
 	free(cells);
 	print_policies(c, out);
+	print_abuse(c, out);
 }

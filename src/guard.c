@@ -75,7 +75,12 @@ bool guard_conn_banned(const struct conn *c)
 
 	if (c->ban_closing)
 		return false;
-	return banned(cf, &c->addr) || (c->has_req_addr && banned(cf, &c->req_addr));
+	/* A trusted proxy's connection carries many clients in turn: it goes
+	 * only while it is busy for the banned one (a download, a WebSocket);
+	 * an idle one stays for the others, and the banned client's next
+	 * request through it gets 403. */
+	return banned(cf, &c->addr) ||
+	       (c->has_req_addr && c->x != NULL && banned(cf, &c->req_addr));
 }
 
 static bool rule_matches(const struct pathpat *p, const struct exchange *x)

@@ -26,9 +26,10 @@ bool guard_admit(struct conn *c);
 /* c closed: it no longer counts against the caps. Idempotent. */
 void guard_release(struct conn *c);
 
-/* Is c's client (or the client its last request spoke for) banned now?
- * A connection closing because it set off the ban is left to finish its
- * answer. For the workers' sweep after the ban table changed. */
+/* Is c's client banned now, or, on a trusted proxy's connection, the client
+ * its request in flight speaks for? A connection closing because it set
+ * off the ban is left to finish its answer. For the workers' sweep after
+ * the ban table changed. */
 bool guard_conn_banned(const struct conn *c);
 
 /*

@@ -252,8 +252,11 @@ static bool check_guard(struct conn *c, struct exchange *x, struct h1_msg *m)
 		return true;
 	conn_consume(c, m->head_len);
 	if (status == 403) {
-		/* banned: nothing more from this client on this connection */
-		proxy_respond(c, x, 403, "Forbidden: this address is banned for now\n", NULL, true);
+		/* Banned: nothing more from this client on this connection. A
+		 * trusted proxy's connection stays for the other clients it
+		 * carries. */
+		proxy_respond(c, x, 403, "Forbidden: this address is banned for now\n", NULL,
+			      !c->peer_trusted || x->req_framing != H1_BODY_NONE || x->client_close);
 		return false;
 	}
 	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
