@@ -10,12 +10,12 @@
 #include "banop.h"
 #include "cli.h"
 #include "clidata.h"
+#include "cliopt.h"
 #include "conf.h"
 #include "confval.h"
 #include "util.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,14 +31,29 @@ static const char *const sub_names[] = {
 };
 
 struct opts {
-	enum sub sub;
-	const char *addr;        /* ADDR of add and remove */
-	const char *config, *data, *dur, *reason;
-	bool json, help;
+	struct cliopt_args a;    /* a.word: ADDR of add and remove */
+	const char *dur, *reason;
+	bool json;
 	int64_t for_s;
 };
 
-static void usage(enum sub s, FILE *to)
+static const struct cliopt options[] = {
+	{"--for", NULL, CLIOPT_VALUE, 0, offsetof(struct opts, dur)},
+	{"--reason", NULL, CLIOPT_VALUE, 0, offsetof(struct opts, reason)},
+	{"--json", NULL, CLIOPT_FLAG, 0, offsetof(struct opts, json)},
+};
+
+static const struct cliopt_cmd cmd = {
+	.name = "ban",
+	.subs = sub_names,
+	.nsubs = sizeof(sub_names) / sizeof(sub_names[0]),
+	.positional = (1u << S_ADD) | (1u << S_REMOVE),
+	.unknown_sub_hint = "; want list, add or remove",
+	.opts = options,
+	.nopts = sizeof(options) / sizeof(options[0]),
+};
+
+static void usage(unsigned s, FILE *to)
 {
 	static const char *const text[] = {
 		[S_NONE] =
@@ -75,116 +90,7 @@ static void usage(enum sub s, FILE *to)
 		"banned IPv6 /64).\n",
 	};
 
-	fputs(text[s == S_HELP ? S_NONE : s], to);
-}
-
-static int usage_error(const struct opts *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int usage_error(const struct opts *o, const char *fmt, ...)
-{
-	const char *sub = o->sub != S_NONE && o->sub != S_HELP ? sub_names[o->sub] : NULL;
-	va_list ap;
-
-	fputs("moat ban: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "; try \"moat ban%s%s --help\"\n", sub ? " " : "", sub ? sub : "");
-	return 2;
-}
-
-/* "--for 1h", "--for=1h"; *value NULL for a flag. Returns 0, 1 (not this
- * option) or 2 (usage error, printed). */
-static int match_opt(const struct opts *o, int argc, char **argv, int *i, const char *name,
-		     const char *alt, bool arg, const char **value)
-{
-	const char *a = argv[*i];
-	size_t len = strlen(name);
-
-	if (strncmp(a, name, len) == 0 && a[len] == '=' && arg) {
-		*value = a + len + 1;
-		return 0;
-	}
-	if (strcmp(a, name) != 0 && (alt == NULL || strcmp(a, alt) != 0))
-		return 1;
-	*value = NULL;
-	if (!arg)
-		return 0;
-	if (*i + 1 >= argc)
-		return usage_error(o, "%s needs a value", name);
-	*value = argv[++*i];
-	return 0;
-}
-
-static int parse_option(struct opts *o, int argc, char **argv, int *i)
-{
-	static const struct {
-		const char *name, *alt;
-		bool arg;
-		size_t off;
-	} table[] = {
-		{ "--config", "-c", true, offsetof(struct opts, config) },
-		{ "--data", NULL, true, offsetof(struct opts, data) },
-		{ "--for", NULL, true, offsetof(struct opts, dur) },
-		{ "--reason", NULL, true, offsetof(struct opts, reason) },
-		{ "--json", NULL, false, offsetof(struct opts, json) },
-		{ "--help", "-h", false, offsetof(struct opts, help) },
-	};
-	const char *v = NULL;
-	size_t k;
-	int rc;
-
-	for (k = 0; k < sizeof(table) / sizeof(table[0]); k++) {
-		rc = match_opt(o, argc, argv, i, table[k].name, table[k].alt, table[k].arg, &v);
-		if (rc == 1)
-			continue;
-		if (rc == 0 && table[k].arg)
-			*(const char **)((char *)o + table[k].off) = v;
-		else if (rc == 0)
-			*(bool *)((char *)o + table[k].off) = true;
-		return rc;
-	}
-	return usage_error(o, "unknown option \"%s\"", argv[*i]);
-}
-
-static int parse_word(struct opts *o, const char *a)
-{
-	size_t k;
-
-	if (o->sub == S_NONE || (o->sub == S_HELP && !o->help)) {
-		/* "moat ban help add" is "moat ban add --help". */
-		if (o->sub == S_HELP)
-			o->help = true;
-		o->sub = S_NONE;
-		for (k = S_LIST; k <= S_HELP; k++)
-			if (strcmp(a, sub_names[k]) == 0)
-				o->sub = (enum sub)k;
-		if (o->sub == S_NONE)
-			return usage_error(o, "unknown command \"%s\"; want list, add or remove", a);
-		return 0;
-	}
-	if (o->addr == NULL && (o->sub == S_ADD || o->sub == S_REMOVE)) {
-		o->addr = a;
-		return 0;
-	}
-	return usage_error(o, "unexpected argument \"%s\"", a);
-}
-
-static int parse(int argc, char **argv, struct opts *o)
-{
-	bool dashdash = false;
-	int i, rc = 0;
-
-	for (i = 0; i < argc && rc == 0; i++) {
-		if (!dashdash && strcmp(argv[i], "--") == 0)
-			dashdash = true;
-		else if (dashdash || argv[i][0] != '-' || argv[i][1] == '\0')
-			rc = parse_word(o, argv[i]);
-		else
-			rc = parse_option(o, argc, argv, &i);
-	}
-	return rc;
+	fputs(text[s], to);
 }
 
 /* Values judged without the daemon: a bad one is a usage error. */
@@ -193,28 +99,30 @@ static int check(struct opts *o)
 	struct banop_exempt none = { 0 };
 	struct ban b;
 	uint64_t ms = (uint64_t)BANOP_FOR_DEFAULT * 1000;
+	unsigned sub = o->a.sub;
 	char *why = NULL;
+	int rc = cliopt_check(&cmd, &o->a, o);
 
-	if (o->config != NULL && o->data != NULL)
-		return usage_error(o, "%s", "give -c FILE or --data DIR, not both");
-	if ((o->dur != NULL || o->reason != NULL) && o->sub != S_ADD)
-		return usage_error(o, "%s", "--for and --reason apply to moat ban add only");
-	if ((o->sub == S_ADD || o->sub == S_REMOVE) && o->addr == NULL)
-		return usage_error(o, "%s needs an address (192.0.2.7, 2001:db8::7 or "
-				   "2001:db8::/64)", sub_names[o->sub]);
+	if (rc != 0)
+		return rc;
+	if ((o->dur != NULL || o->reason != NULL) && sub != S_ADD)
+		return cliopt_usage_error(&cmd, sub, "%s",
+					  "--for and --reason apply to moat ban add only");
+	if ((sub == S_ADD || sub == S_REMOVE) && o->a.word == NULL)
+		return cliopt_usage_error(&cmd, sub, "%s needs an address (192.0.2.7, "
+					  "2001:db8::7 or 2001:db8::/64)", sub_names[sub]);
 	if (o->dur != NULL && (confval_duration(o->dur, &ms) < 0 || ms < 1000 ||
 			       ms / 1000 > (uint64_t)BANOP_FOR_MAX))
-		return usage_error(o, "--for \"%s\" is not a duration from 1s to 3650d "
-				   "(like 30m, 1h, 7d)", o->dur);
+		return cliopt_usage_error(&cmd, sub, "--for \"%s\" is not a duration from 1s to "
+					  "3650d (like 30m, 1h, 7d)", o->dur);
 	o->for_s = (int64_t)(ms / 1000);
-	if (o->sub == S_ADD &&
-	    banop_make(o->addr, o->for_s, o->reason, 0, &none, &b, &why) < 0)
+	if (sub == S_ADD && banop_make(o->a.word, o->for_s, o->reason, 0, &none, &b, &why) < 0)
 		goto bad;
-	if (o->sub == S_REMOVE && banop_key(o->addr, &b.key, &why) < 0)
+	if (sub == S_REMOVE && banop_key(o->a.word, &b.key, &why) < 0)
 		goto bad;
 	return 0;
 bad:
-	usage_error(o, "%s", why);
+	cliopt_usage_error(&cmd, sub, "%s", why);
 	free(why);
 	return 2;
 }
@@ -223,11 +131,11 @@ static json_t *request(const struct opts *o)
 {
 	json_t *req = json_object();
 
-	json_object_set_new(req, "cmd", json_string(o->sub == S_LIST ? "ban-list" :
-						    o->sub == S_ADD ? "ban-add" : "ban-remove"));
-	if (o->addr != NULL)
-		json_object_set_new(req, "address", json_string(o->addr));
-	if (o->sub == S_ADD)
+	json_object_set_new(req, "cmd", json_string(o->a.sub == S_LIST ? "ban-list" :
+						    o->a.sub == S_ADD ? "ban-add" : "ban-remove"));
+	if (o->a.word != NULL)
+		json_object_set_new(req, "address", json_string(o->a.word));
+	if (o->a.sub == S_ADD)
 		json_object_set_new(req, "for", json_integer((json_int_t)o->for_s));
 	if (o->reason != NULL)
 		json_object_set_new(req, "reason", json_string(o->reason));
@@ -270,10 +178,10 @@ static json_t *edit(const struct opts *o, const struct conf *c, struct ban *b, s
 	json_t *ans = json_pack("{s:b, s:b}", "ok", 1, "running", 0);
 	size_t i;
 
-	if (o->sub == S_LIST) {
+	if (o->a.sub == S_LIST) {
 		json_object_set_new(ans, "bans", banop_json_list(b, 0, *n, now));
-	} else if (o->sub == S_ADD) {
-		if (banop_make(o->addr, o->for_s, o->reason, now, &ex, &nb, &why) < 0)
+	} else if (o->a.sub == S_ADD) {
+		if (banop_make(o->a.word, o->for_s, o->reason, now, &ex, &nb, &why) < 0)
 			goto fail;
 		i = find(b, *n, &nb.key);
 		if (i == *n)
@@ -281,7 +189,7 @@ static json_t *edit(const struct opts *o, const struct conf *c, struct ban *b, s
 		b[i] = nb;
 		json_object_set_new(ans, "ban", banop_json(&nb, now));
 	} else {
-		banop_key(o->addr, &nb.key, &why);
+		banop_key(o->a.word, &nb.key, &why);
 		cidr_format(&nb.key, text, sizeof(text));
 		i = find(b, *n, &nb.key);
 		if (i == *n) {
@@ -322,7 +230,7 @@ static int offline(const struct opts *o, const char *data, const struct conf *c,
 	*ans = edit(o, c, b, &n, now);
 	if (*ans == NULL)
 		goto out;
-	if (o->sub != S_LIST && banfile_write(path, b, n) < 0) {
+	if (o->a.sub != S_LIST && banfile_write(path, b, n) < 0) {
 		json_decref(*ans);
 		*ans = NULL;
 		goto out;
@@ -346,21 +254,21 @@ static void print_human(const struct opts *o, json_t *ans, const char *data)
 	bool offline = running != NULL && !json_is_true(running);
 	char left[32];
 
-	if (o->sub == S_LIST && offline)
+	if (o->a.sub == S_LIST && offline)
 		printf("no moat is running on %s; the bans in %s/%s:\n", data, data, BANFILE_NAME);
-	if (o->sub == S_LIST && json_array_size(list) == 0)
+	if (o->a.sub == S_LIST && json_array_size(list) == 0)
 		printf("no active bans\n");
-	else if (o->sub == S_LIST)
+	else if (o->a.sub == S_LIST)
 		admincli_print_bans(stdout, list, "");
-	if (o->sub == S_ADD)
+	if (o->a.sub == S_ADD)
 		printf("banned %s for %s: %s\n",
 		       json_string_value(json_object_get(ban, "address")),
 		       admincli_duration(json_integer_value(json_object_get(ban, "remaining")),
 					 left, sizeof(left)),
 		       json_string_value(json_object_get(ban, "reason")));
-	if (o->sub == S_REMOVE)
+	if (o->a.sub == S_REMOVE)
 		printf("lifted the ban on %s\n", json_string_value(json_object_get(ans, "address")));
-	if (o->sub != S_LIST && offline)
+	if (o->a.sub != S_LIST && offline)
 		printf("no moat is running on %s: the change is in %s/%s and applies when moat "
 		       "starts\n", data, data, BANFILE_NAME);
 }
@@ -406,12 +314,12 @@ int cli_ban(int argc, char **argv)
 	int rc;
 
 	memset(&o, 0, sizeof(o));
-	rc = parse(argc, argv, &o);
-	if (rc == 0 && (o.help || o.sub == S_HELP)) {
-		usage(o.sub, stdout);
+	rc = cliopt_parse(&cmd, argc, argv, &o.a, &o);
+	if (rc == 0 && o.a.help) {
+		usage(o.a.sub, stdout);
 		return 0;
 	}
-	if (rc == 0 && o.sub == S_NONE) {
+	if (rc == 0 && o.a.sub == S_NONE) {
 		usage(S_NONE, stderr);
 		rc = 2;
 	}
@@ -419,7 +327,7 @@ int cli_ban(int argc, char **argv)
 		rc = check(&o);
 	if (rc != 0)
 		return rc;
-	data = clidata_dir(o.config, o.data, conf_load, &c);
+	data = clidata_dir(o.a.config, o.a.data, conf_load, &c);
 	if (data == NULL)
 		return 1;
 	rc = run(&o, data, c);

@@ -6,6 +6,7 @@
 #include "ca.h"
 #include "cli.h"
 #include "clidata.h"
+#include "cliopt.h"
 #include "conf.h"
 #include "fsutil.h"
 #include "log.h"
@@ -14,7 +15,6 @@
 #include "x509util.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,43 +32,38 @@ static const char *const sub_names[] = {
 	[S_REVOKE] = "revoke", [S_EXPORT] = "export", [S_HELP] = "help",
 };
 
-/* Which subcommands an option applies to. */
-#define ALL ((1u << S_INIT) | (1u << S_ISSUE) | (1u << S_LIST) | (1u << S_REVOKE) | \
-	     (1u << S_EXPORT) | (1u << S_HELP) | (1u << S_NONE))
 #define ISSUE (1u << S_ISSUE)
 
 struct opts {
-	enum sub sub;
-	const char *name;     /* the positional NAME */
-	const char *config, *data, *ca_name, *days, *p12, *password_file, *out, *serial;
-	char *password;       /* --password, copied so the copy can be wiped */
-	bool legacy, force, help;
-};
-
-struct opt {
-	const char *name, *alt;
-	bool arg;
-	unsigned subs;
-	size_t off;           /* of the const char * or bool in struct opts */
+	struct cliopt_args a; /* a.word: the positional NAME */
+	const char *ca_name, *days, *p12, *password_file, *out, *serial;
+	char *password;       /* --password: a copy, wiped by cliopt_free */
+	bool legacy, force;
 };
 
 #define O(f) offsetof(struct opts, f)
-static const struct opt options[] = {
-	{"--config", "-c", true, ALL, O(config)},
-	{"--data", NULL, true, ALL, O(data)},
-	{"--help", "-h", false, ALL, O(help)},
-	{"--name", NULL, true, 1u << S_INIT, O(ca_name)},
-	{"--days", NULL, true, ISSUE, O(days)},
-	{"--p12", NULL, true, ISSUE, O(p12)},
-	{"--password", NULL, true, ISSUE, O(password)},
-	{"--password-file", NULL, true, ISSUE, O(password_file)},
-	{"--legacy", NULL, false, ISSUE, O(legacy)},
-	{"--force", NULL, false, ISSUE, O(force)},
-	{"--out", NULL, true, ISSUE, O(out)},
-	{"--serial", NULL, true, 1u << S_REVOKE, O(serial)},
+static const struct cliopt options[] = {
+	{"--name", NULL, CLIOPT_VALUE, 1u << S_INIT, O(ca_name)},
+	{"--days", NULL, CLIOPT_VALUE, ISSUE, O(days)},
+	{"--p12", NULL, CLIOPT_VALUE, ISSUE, O(p12)},
+	{"--password", NULL, CLIOPT_SECRET, ISSUE, O(password)},
+	{"--password-file", NULL, CLIOPT_VALUE, ISSUE, O(password_file)},
+	{"--legacy", NULL, CLIOPT_FLAG, ISSUE, O(legacy)},
+	{"--force", NULL, CLIOPT_FLAG, ISSUE, O(force)},
+	{"--out", NULL, CLIOPT_VALUE, ISSUE, O(out)},
+	{"--serial", NULL, CLIOPT_VALUE, 1u << S_REVOKE, O(serial)},
 };
 
-static void usage(enum sub s, FILE *to)
+static const struct cliopt_cmd cmd = {
+	.name = "ca",
+	.subs = sub_names,
+	.nsubs = sizeof(sub_names) / sizeof(sub_names[0]),
+	.positional = ISSUE | (1u << S_REVOKE),
+	.opts = options,
+	.nopts = sizeof(options) / sizeof(options[0]),
+};
+
+static void usage(unsigned s, FILE *to)
 {
 	static const char *const text[] = {
 		[S_NONE] =
@@ -116,120 +111,28 @@ static void usage(enum sub s, FILE *to)
 		"Print the CA certificate (PEM) on stdout.\n",
 	};
 
-	fputs(text[s == S_HELP ? S_NONE : s], to);
-}
-
-static int usage_error(const struct opts *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int usage_error(const struct opts *o, const char *fmt, ...)
-{
-	const char *sub = o->sub != S_NONE && o->sub != S_HELP ? sub_names[o->sub] : NULL;
-	va_list ap;
-
-	fputs("moat ca: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "; try \"moat ca%s%s --help\"\n", sub ? " " : "", sub ? sub : "");
-	return 2;
-}
-
-static void set_option(struct opts *o, const struct opt *d, const char *value)
-{
-	char *p = (char *)o + d->off;
-
-	if (!d->arg) {
-		*(bool *)p = true;
-	} else if (d->off == O(password)) {
-		p12_password_free(o->password);
-		o->password = xstrdup(value);
-	} else {
-		*(const char **)p = value;
-	}
-}
-
-/* Options may come before or after the subcommand and NAME. */
-static int parse(int argc, char **argv, struct opts *o)
-{
-	const struct opt *d;
-	bool dashdash = false;
-	int i;
-	size_t k;
-
-	for (i = 0; i < argc; i++) {
-		char *a = argv[i], *eq, *value;
-		size_t len;
-
-		if (!dashdash && strcmp(a, "--") == 0) {
-			dashdash = true;
-			continue;
-		}
-		if (dashdash || a[0] != '-' || a[1] == '\0') {
-			if (o->sub == S_NONE || (o->sub == S_HELP && !o->help)) {
-				/* "moat ca help issue" is "moat ca issue --help". */
-				if (o->sub == S_HELP)
-					o->help = true;
-				o->sub = S_NONE;
-				for (k = S_INIT; k <= S_HELP; k++)
-					if (strcmp(a, sub_names[k]) == 0)
-						o->sub = (enum sub)k;
-				if (o->sub == S_NONE)
-					return usage_error(o, "unknown command \"%s\"", a);
-			} else if (o->name == NULL && (o->sub == S_ISSUE || o->sub == S_REVOKE)) {
-				o->name = a;
-			} else {
-				return usage_error(o, "unexpected argument \"%s\"", a);
-			}
-			continue;
-		}
-		eq = strchr(a, '=');
-		len = eq != NULL && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
-		for (d = NULL, k = 0; k < sizeof(options) / sizeof(options[0]) && d == NULL; k++)
-			if ((strlen(options[k].name) == len && strncmp(a, options[k].name, len) == 0) ||
-			    (options[k].alt != NULL && strcmp(a, options[k].alt) == 0))
-				d = &options[k];
-		if (d == NULL)
-			return usage_error(o, "unknown option \"%s\"", a);
-		if (!d->arg && len != strlen(a))
-			return usage_error(o, "%s takes no value", d->name);
-		value = len != strlen(a) ? eq + 1 : NULL;
-		if (d->arg && value == NULL) {
-			if (i + 1 >= argc)
-				return usage_error(o, "%s needs a value", d->name);
-			value = argv[++i];
-		}
-		set_option(o, d, value);
-		/* Shrink the window in which other users can read it in ps. */
-		if (d->off == O(password))
-			OPENSSL_cleanse(value, strlen(value));
-	}
-	return 0;
+	fputs(text[s], to);
 }
 
 /* Options that do not apply to the subcommand, and combinations. */
 static int check(const struct opts *o)
 {
-	size_t k;
+	unsigned sub = o->a.sub;
+	int rc = cliopt_check(&cmd, &o->a, o);
 
-	for (k = 0; k < sizeof(options) / sizeof(options[0]); k++) {
-		const char *p = (const char *)o + options[k].off;
-		bool given = options[k].arg ? *(const char *const *)p != NULL : *(const bool *)p;
-
-		if (given && !(options[k].subs & (1u << o->sub)))
-			return usage_error(o, "%s does not apply to this command", options[k].name);
-	}
-	if (o->config != NULL && o->data != NULL)
-		return usage_error(o, "%s", "give -c FILE or --data DIR, not both");
-	if ((o->sub == S_ISSUE || o->sub == S_REVOKE) && o->name == NULL)
-		return usage_error(o, "%s needs a NAME", sub_names[o->sub]);
-	if (o->sub == S_ISSUE && o->p12 == NULL &&
+	if (rc != 0)
+		return rc;
+	if ((sub == S_ISSUE || sub == S_REVOKE) && o->a.word == NULL)
+		return cliopt_usage_error(&cmd, sub, "%s needs a NAME", sub_names[sub]);
+	if (sub == S_ISSUE && o->p12 == NULL &&
 	    (o->password != NULL || o->password_file != NULL || o->legacy))
-		return usage_error(o, "%s", "--password, --password-file and --legacy need --p12 FILE");
+		return cliopt_usage_error(&cmd, sub, "%s",
+					  "--password, --password-file and --legacy need --p12 FILE");
 	if (o->password != NULL && o->password_file != NULL)
-		return usage_error(o, "%s", "give --password or --password-file, not both");
+		return cliopt_usage_error(&cmd, sub, "%s",
+					  "give --password or --password-file, not both");
 	if (o->password != NULL && o->password[0] == '\0')
-		return usage_error(o, "%s", "--password is empty");
+		return cliopt_usage_error(&cmd, sub, "%s", "--password is empty");
 	return 0;
 }
 
@@ -264,8 +167,9 @@ static int parse_days(const struct opts *o, int *days)
 		return 0;
 	v = strtol(o->days, &end, 10);
 	if (end == o->days || *end != '\0' || v < 1 || v > CA_CLIENT_DAYS_MAX)
-		return usage_error(o, "--days \"%s\" is not a number of days from 1 to 3650",
-				   o->days);
+		return cliopt_usage_error(&cmd, o->a.sub,
+					  "--days \"%s\" is not a number of days from 1 to 3650",
+					  o->days);
 	*days = (int)v;
 	return 0;
 }
@@ -292,16 +196,16 @@ static int do_issue(const struct opts *o, const char *data, const char *password
 			goto out;
 		}
 	}
-	if (ca_issue(ca, o->name, days, o->force, o->out, &res) < 0)
+	if (ca_issue(ca, o->a.word, days, o->force, o->out, &res) < 0)
 		goto out;
 	x509_format_time(res.not_after, until, sizeof(until));
 	printf("issued client certificate \"%s\": serial %s, valid until %s\n"
 	       "  certificate: %s\n  key:         %s\n",
-	       o->name, res.serial, until, res.cert_path, res.key_path);
+	       o->a.word, res.serial, until, res.cert_path, res.key_path);
 	if (o->p12 != NULL) {
 		if (password == NULL && p12_generate_password(gen, sizeof(gen)) < 0)
 			goto out;
-		if (p12_write(o->p12, res.key, res.cert, ca_cert(ca), o->name,
+		if (p12_write(o->p12, res.key, res.cert, ca_cert(ca), o->a.word,
 			      password != NULL ? password : gen,
 			      o->legacy ? P12_LEGACY : P12_MODERN) < 0) {
 			log_error("the certificate was issued, but the bundle was not written; "
@@ -368,10 +272,10 @@ static int do_revoke(const struct opts *o, const char *data)
 
 	if (ca_open(data, true, &ca) < 0)
 		goto out;
-	if (ca_revoke(ca, o->name, o->serial, &serials, &n) < 0)
+	if (ca_revoke(ca, o->a.word, o->serial, &serials, &n) < 0)
 		goto out;
 	for (i = 0; i < n; i++)
-		printf("revoked \"%s\" serial %s\n", o->name, serials[i]);
+		printf("revoked \"%s\" serial %s\n", o->a.word, serials[i]);
 	printf("wrote %s (CRL number %ld); a running moat applies it within a second\n",
 	       ca_crl_path(ca), ca_crl_number(ca));
 	rc = 0;
@@ -396,7 +300,7 @@ static int do_export(const char *data)
 /* Checks that need no CA: bad arguments are usage errors (2), not failures. */
 static int check_values(const struct opts *o, int *days)
 {
-	if (o->name != NULL && ca_check_name(o->name) < 0)
+	if (o->a.word != NULL && ca_check_name(o->a.word) < 0)
 		return 2;
 	if (o->ca_name != NULL && ca_check_cn(o->ca_name) < 0)
 		return 2;
@@ -412,12 +316,12 @@ int cli_ca(int argc, char **argv)
 	int rc, days = CA_CLIENT_DAYS;
 
 	memset(&o, 0, sizeof(o));
-	rc = parse(argc, argv, &o);
-	if (rc == 0 && (o.help || o.sub == S_HELP)) {
-		usage(o.sub, stdout);
+	rc = cliopt_parse(&cmd, argc, argv, &o.a, &o);
+	if (rc == 0 && o.a.help) {
+		usage(o.a.sub, stdout);
 		goto out;
 	}
-	if (rc == 0 && o.sub == S_NONE) {
+	if (rc == 0 && o.a.sub == S_NONE) {
 		usage(S_NONE, stderr);
 		rc = 2;
 	}
@@ -432,10 +336,10 @@ int cli_ca(int argc, char **argv)
 	 * certificate behind. */
 	if (o.password_file != NULL && p12_read_password_file(o.password_file, &pwfile) < 0)
 		goto out;
-	data = clidata_dir(o.config, o.data, conf_load_for_ca, NULL);
+	data = clidata_dir(o.a.config, o.a.data, conf_load_for_ca, NULL);
 	if (data == NULL)
 		goto out;
-	switch (o.sub) {
+	switch (o.a.sub) {
 	case S_INIT:
 		rc = do_init(&o, data);
 		break;
@@ -454,7 +358,7 @@ int cli_ca(int argc, char **argv)
 	}
 out:
 	p12_password_free(pwfile);
-	p12_password_free(o.password);
+	cliopt_free(&cmd, &o);
 	free(data);
 	return rc;
 }

@@ -10,12 +10,13 @@
 #include "banop.h"
 #include "cli.h"
 #include "clidata.h"
+#include "cliopt.h"
 #include "conf.h"
 #include "util.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,19 @@
 #define OFFLINE_BANS_MAX 50 /* as the daemon's status: the newest */
 
 struct opts {
-	const char *config, *data;
-	bool json, help;
+	struct cliopt_args a;
+	bool json;
+};
+
+static const struct cliopt options[] = {
+	{"--json", NULL, CLIOPT_FLAG, 0, offsetof(struct opts, json)},
+};
+
+/* No subcommands and no positional. */
+static const struct cliopt_cmd cmd = {
+	.name = "status",
+	.opts = options,
+	.nopts = sizeof(options) / sizeof(options[0]),
 };
 
 static void usage(FILE *to)
@@ -42,55 +54,6 @@ static void usage(FILE *to)
 	      "  --json   print the moat's answer as JSON\n\n"
 	      "Exit status: 0 moat is running, 1 error, 2 usage error, 3 no moat is running\n"
 	      "on the data directory (the bans waiting in its bans.json are shown).\n", to);
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("moat status: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; try \"moat status --help\"\n", stderr);
-	return 2;
-}
-
-static int parse(int argc, char **argv, struct opts *o)
-{
-	const char **val;
-	const char *a;
-	int i;
-
-	for (i = 0; i < argc; i++) {
-		a = argv[i];
-		val = NULL;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			o->help = true;
-		else if (strcmp(a, "--json") == 0)
-			o->json = true;
-		else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
-			val = &o->config;
-		else if (strcmp(a, "--data") == 0)
-			val = &o->data;
-		else if (strncmp(a, "--config=", 9) == 0)
-			o->config = a + 9;
-		else if (strncmp(a, "--data=", 7) == 0)
-			o->data = a + 7;
-		else if (a[0] == '-')
-			return usage_error("unknown option \"%s\"", a);
-		else
-			return usage_error("unexpected argument \"%s\"", a);
-		if (val != NULL && i + 1 >= argc)
-			return usage_error("%s needs a value", a);
-		if (val != NULL)
-			*val = argv[++i];
-	}
-	if (o->config != NULL && o->data != NULL)
-		return usage_error("%s", "give -c FILE or --data DIR, not both");
-	return 0;
 }
 
 /* ---- a running moat ---------------------------------------------------------- */
@@ -275,14 +238,17 @@ int cli_status(int argc, char **argv)
 	int rc;
 
 	memset(&o, 0, sizeof(o));
-	rc = parse(argc, argv, &o);
-	if (rc == 0 && o.help) {
+	rc = cliopt_parse(&cmd, argc, argv, &o.a, &o);
+	/* -c with --data is refused even with --help */
+	if (rc == 0)
+		rc = cliopt_check(&cmd, &o.a, &o);
+	if (rc == 0 && o.a.help) {
 		usage(stdout);
 		return 0;
 	}
 	if (rc != 0)
 		return rc;
-	data = clidata_dir(o.config, o.data, conf_load, NULL);
+	data = clidata_dir(o.a.config, o.a.data, conf_load, NULL);
 	if (data == NULL)
 		return 1;
 	rc = run(&o, data);
