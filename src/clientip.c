@@ -222,14 +222,12 @@ static bool v1_field_ok(const struct h1_slice *f, size_t k, bool complete)
 /*
  * After "PROXY UNKNOWN" the spec lets the sender put anything before the
  * CRLF and the receiver ignore it; moat ignores it only if it is printable
- * ASCII after a space.
+ * ASCII. rest is empty or starts with the space that ended "UNKNOWN".
  */
 static int v1_unknown(const char *rest, size_t n, bool whole, struct proxyhdr *h)
 {
 	size_t i;
 
-	if (n > 0 && rest[0] != ' ')
-		return MOAT_EPROTO;
 	for (i = 0; i < n; i++)
 		if (rest[i] < 0x20 || rest[i] > 0x7e)
 			return MOAT_EPROTO;
@@ -237,6 +235,8 @@ static int v1_unknown(const char *rest, size_t n, bool whole, struct proxyhdr *h
 	return whole ? 0 : MOAT_EAGAIN;
 }
 
+/* The fields were checked one by one already; inet_pton has the last word
+ * on the address all the same. */
 static int v1_fill(const struct h1_slice *f, struct proxyhdr *h)
 {
 	if (ipaddr_parse(f[2].p, f[2].n, &h->src) != 0 || !port_ok(f[4], true, &h->src_port))
