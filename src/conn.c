@@ -134,6 +134,20 @@ static void seal(struct conn *c)
 	c->pt.len = 0;
 }
 
+void conn_reset(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	undirty(c);
+	proxy_on_close(c);
+	uv_close(deadline_handle(&c->timer), on_handle_closed);
+	/* a reset throws away what the kernel still holds for the client;
+	 * a shutdown in progress rules it out (then the plain close) */
+	if (c->shutting || uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0)
+		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
 void conn_abort(struct conn *c)
 {
 	uv_buf_t b;

@@ -141,6 +141,12 @@ void conn_close_after_write(struct conn *c, bool linger);
 /* Close now, dropping anything queued. Idempotent. */
 void conn_abort(struct conn *c);
 
+/* Close now with a TCP reset: also what the kernel already holds for the
+ * client is thrown away, so a client moat gives up on (it stopped reading,
+ * it was banned) gets nothing more and costs no kernel memory afterwards.
+ * Idempotent. */
+void conn_reset(struct conn *c);
+
 /* (Re)arm the connection timer; on expiry proxy_on_timeout() is called.
  * ms == 0 stops it. */
 void conn_set_timer(struct conn *c, uint64_t ms);

@@ -45,6 +45,9 @@ bool guard_admit(struct conn *c)
 {
 	const struct conf *cf = c->gen->conf;
 	uint32_t per = cf->conns_per_client;
+	/* an IPv6 client is its /64, as for limits and bans: many addresses
+	 * of one /64 do not buy more connections */
+	struct cidr key = ipaddr_key(&c->addr);
 
 	if (banned(cf, &c->addr)) {
 		log_refusal(c, DENY_BAN);
@@ -53,7 +56,7 @@ bool guard_admit(struct conn *c)
 	/* a trusted proxy carries many clients: only the total applies to it */
 	if (cidr_list_contains(cf->trusted, cf->ntrusted, &c->addr))
 		per = 0;
-	if (conncap_open(&c->addr, per, cf->conns_total) != 0) {
+	if (conncap_open(&key.a, per, cf->conns_total) != 0) {
 		log_refusal(c, DENY_CONNCAP);
 		return false;
 	}
@@ -63,10 +66,13 @@ bool guard_admit(struct conn *c)
 
 void guard_release(struct conn *c)
 {
+	struct cidr key;
+
 	if (!c->counted)
 		return;
 	c->counted = false;
-	conncap_close(&c->addr);
+	key = ipaddr_key(&c->addr);
+	conncap_close(&key.a);
 }
 
 bool guard_conn_banned(const struct conn *c)

@@ -65,8 +65,9 @@ struct limited_client {
 };
 size_t limit_limited(struct limited_client *out, size_t max, uint64_t now_ms, uint64_t window_ms);
 
-/* Connection caps. conncap_open counts a new connection from a (exact
- * address, not the /64) and returns 0, or MOAT_ENOMEM without counting it
+/* Connection caps. conncap_open counts a new connection from a (the
+ * caller passes the client key's address: an IPv6 /64 with the host bits
+ * cleared) and returns 0, or MOAT_ENOMEM without counting it
  * when a already has per_client open (per_client 0: no cap for a) or the
  * process has total open. Every successful open is paired with one
  * conncap_close. */

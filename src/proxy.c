@@ -496,11 +496,14 @@ void proxy_on_timeout(struct conn *c)
 			break;
 		}
 		if (x != NULL && c->write_wait) {
-			/* the client stopped reading its answer */
+			/* the client stopped reading its answer: what is queued
+			 * for it in the kernel goes too */
 			x->deny = deny_name(DENY_TIMEOUT);
 			deny_count(DENY_TIMEOUT);
 			if (!x->logged)
 				proxy_log_exchange(x);
+			conn_reset(c);
+			break;
 		}
 		conn_abort(c);
 		break;

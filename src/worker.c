@@ -178,7 +178,7 @@ static void check_bans(struct worker *w)
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		if (!c->closed && guard_conn_banned(c))
-			conn_abort(c);
+			conn_reset(c);
 	}
 }
 

@@ -41,6 +41,8 @@ API
     .reload(config) -> bool          SIGHUP; True on "reloaded", False on "reload refused"
     .stop()                          SIGTERM, 15 s, then SIGKILL; fails on kill, exit != 0
                                      or sanitizer reports. Also run as cleanup.
+    .kill()                          SIGKILL on purpose (a crash); the exit is not checked,
+                                     and .start(config) may run again on the same dir/ports
     .stderr() -> str   .assert_clean()  (no sanitizer report so far)
     .assert_alive()                  fails with stderr if moat has exited (curl and
                                      tls_connect call it when they cannot connect)
@@ -48,14 +50,19 @@ API
     .wait_access_log(pred, timeout) -> [dict] lines matching pred, once there is >= 1
 
   curl(moat, host, path, method=None, headers=(), data=None, data_file=None,
-       scheme="https", port=None, http="1.1", extra=(), timeout=30) -> Response
+       scheme="https", port=None, http="1.1", extra=(), timeout=30, source=None) -> Response
+    source: local address to connect from (curl --interface), e.g. "127.0.0.2"
     Response: .status (0 when curl failed), .headers (Headers), .body (bytes),
               .rc, .err; unpacks as (status, headers, body)
   Headers(list of (name, value)): .get(name) first value or None, .get_all(name)
 
   tls_context(ca, min_version=None, max_version=None, alpn=None, check_hostname=True)
-  tls_connect(moat, sni, port=None, ctx=None, timeout=10) -> ssl socket
-    (sni=None: no SNI, hostname not checked)
+  tls_connect(moat, sni, port=None, ctx=None, timeout=10, source=None, prefix=b"") -> ssl socket
+    (sni=None: no SNI, hostname not checked; source: local address to connect from;
+    prefix: raw bytes sent before the handshake, e.g. a PROXY header)
+  proxy_v1(src, dst, sport, dport) / proxy_v2(src, dst, sport, dport, local=False, tlvs=b"")
+    -> bytes of a PROXY protocol header (haproxy's proxy-protocol.txt), IPv4 or IPv6;
+    PROXY_V2_SIG: the 12-byte v2 signature, for hand-made malformed headers
   raw_exchange(sock, data, timeout=10) -> (bytes, closed)  read until EOF/reset or timeout
   parse_status(resp_bytes) -> int or None
   parse_response(resp_bytes) -> Response (first response in the bytes; body per framing)
@@ -371,6 +378,17 @@ class Moat:
             raise AssertionError("moat stopped uncleanly: %s; stderr:\n%s"
                                  % (", ".join(problems), text[-20000:]))
 
+    def kill(self):
+        """SIGKILL, as a crash would; the exit status is not checked. The same
+        Moat (dir, data, ports) can then be started again."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+        self._stopped = False
+
     def _cleanup(self):
         self.stop()
 
@@ -453,7 +471,7 @@ def _parse_header_lines(lines):
 
 
 def curl(moat, host, path, method=None, headers=(), data=None, data_file=None,
-         scheme="https", port=None, http="1.1", extra=(), timeout=30):
+         scheme="https", port=None, http="1.1", extra=(), timeout=30, source=None):
     """Run curl against moat with --resolve host:port:127.0.0.1. Headers of the
     final response (after any 1xx) are returned."""
     if port is None:
@@ -469,6 +487,8 @@ def curl(moat, host, path, method=None, headers=(), data=None, data_file=None,
         cmd += {"1.1": ["--http1.1"], "2": ["--http2"], "1.0": ["--http1.0"]}[http]
         if method:
             cmd += ["-X", method]
+        if source:
+            cmd += ["--interface", source]
         for h in headers:
             cmd += ["-H", h if isinstance(h, str) else "%s: %s" % h]
         if data is not None:
@@ -517,23 +537,45 @@ def tls_context(ca, min_version=None, max_version=None, alpn=None, check_hostnam
     return ctx
 
 
-def tls_connect(moat, sni, port=None, ctx=None, timeout=10.0):
+def tls_connect(moat, sni, port=None, ctx=None, timeout=10.0, source=None, prefix=b""):
     """TLS connection to moat's https listener; raises ssl.SSLError if refused."""
     if ctx is None:
         ctx = tls_context(moat.ca, check_hostname=sni is not None)
     if sni is None:
         ctx.check_hostname = False
     try:
-        raw = socket.create_connection(("127.0.0.1", port or moat.https_port), timeout=timeout)
+        raw = socket.create_connection(("127.0.0.1", port or moat.https_port), timeout=timeout,
+                                       source_address=(source, 0) if source else None)
     except ConnectionRefusedError:
         if hasattr(moat, "assert_alive"):
             moat.assert_alive()
         raise
     try:
+        if prefix:
+            raw.sendall(prefix)
         return ctx.wrap_socket(raw, server_hostname=sni)
     except BaseException:
         raw.close()
         raise
+
+
+def proxy_v1(src, dst, sport, dport):
+    """PROXY protocol v1 line for a TCP connection src:sport -> dst:dport."""
+    fam = "TCP6" if ":" in src else "TCP4"
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode("ascii")
+
+
+PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(src, dst, sport, dport, local=False, tlvs=b""):
+    """PROXY protocol v2 header (binary) for TCP src:sport -> dst:dport;
+    local=True: the LOCAL command (addresses still included)."""
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    fam = 0x11 if a.version == 4 else 0x21       # TCP over IPv4 / IPv6
+    addrs = a.packed + b.packed + sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + tlvs
+    cmd = 0x20 if local else 0x21                 # version 2, LOCAL / PROXY
+    return PROXY_V2_SIG + bytes([cmd, fam]) + len(addrs).to_bytes(2, "big") + addrs
 
 
 def _recv(sock, n=65536):
