@@ -216,13 +216,37 @@ static const char *str_of(json_t *o, const char *k)
 	return s != NULL ? s : "?";
 }
 
+/* "2026-01-01 00:00:00 UTC", or the bare number when the time has no
+ * calendar date (gmtime_r fails past year 2^31) or does not fit. */
+static char *utc_time(int64_t s, char *buf, size_t cap)
+{
+	time_t t = (time_t)s;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, cap, "unix time %lld", (long long)s);
+	return buf;
+}
+
+/* A reason as the daemon sent it; one from a ban file that an older moat
+ * loaded unchecked may hold control characters, which must not reach the
+ * terminal. Heap, caller frees. */
+static char *printable(const char *s)
+{
+	char *p = xstrdup(s);
+	size_t i;
+
+	for (i = 0; p[i] != '\0'; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] == 0x7f)
+			p[i] = '?';
+	return p;
+}
+
 void admincli_print_bans(FILE *f, json_t *list, const char *indent)
 {
-	char until[32], left[32];
+	char until[48], left[32], *reason;
 	size_t i, w = 7;
 	json_t *b;
-	struct tm tm;
-	time_t t;
 
 	json_array_foreach(list, i, b)
 		if (strlen(str_of(b, "address")) > w)
@@ -230,11 +254,10 @@ void admincli_print_bans(FILE *f, json_t *list, const char *indent)
 	fprintf(f, "%s%-*s  %-23s  %-9s  %s\n", indent, (int)w, "ADDRESS", "UNTIL", "REMAINING",
 		"REASON");
 	json_array_foreach(list, i, b) {
-		t = (time_t)int_of(b, "until");
-		gmtime_r(&t, &tm);
-		strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
-		fprintf(f, "%s%-*s  %-23s  %-9s  %s\n", indent, (int)w, str_of(b, "address"), until,
-			admincli_duration(int_of(b, "remaining"), left, sizeof(left)),
-			str_of(b, "reason"));
+		reason = printable(str_of(b, "reason"));
+		fprintf(f, "%s%-*s  %-23s  %-9s  %s\n", indent, (int)w, str_of(b, "address"),
+			utc_time(int_of(b, "until"), until, sizeof(until)),
+			admincli_duration(int_of(b, "remaining"), left, sizeof(left)), reason);
+		free(reason);
 	}
 }

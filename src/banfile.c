@@ -3,10 +3,14 @@
  *
  * The file is moat's own, but an operator may edit it by hand while no
  * daemon runs, so the reader names the entry and the field that is wrong.
+ * It also holds a hand-edited entry to what moat itself would write (see
+ * check_times and check_reason): `moat ban list` and `moat status` print
+ * the times and reasons on a terminal, and the daemon keeps them for years.
  * The writer puts one ban per line, which keeps a diff of two versions or
  * a grep for an address readable.
  */
 #include "banfile.h"
+#include "banop.h"
 #include "fsutil.h"
 #include "log.h"
 #include "util.h"
@@ -23,6 +27,10 @@
 
 #define BANFILE_MAX ((size_t)256 << 20) /* far above a full default table (~20 MB) */
 #define BANFILE_VERSION 1
+/* How far a "since" may lie in the future, and "until" beyond the longest
+ * ban, for a file written on a host (or before a step of this host's
+ * clock) that ran a little ahead. */
+#define BANFILE_SKEW_S 86400
 
 char *banfile_path(const char *data)
 {
@@ -57,42 +65,105 @@ static int get_time(json_t *e, const char *field, int64_t *out)
 {
 	json_t *v = json_object_get(e, field);
 
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
+	if (!json_is_integer(v))
 		return MOAT_EINVAL;
 	*out = (int64_t)json_integer_value(v);
 	return 0;
 }
 
-/* One entry; *why is a static text naming the field. */
-static int parse_entry(json_t *e, struct ban *b, const char **why)
+/*
+ * The times moat could have written: since not before 1970 and not in the
+ * future, until after since and no further from now than the longest ban
+ * (`moat ban add --for`, ban rules' `for`). since may be long past: a ban
+ * made years ago may still run. Both get BANFILE_SKEW_S of slack, so a
+ * small step back of the clock does not stop the daemon from starting.
+ */
+static int check_times(const struct ban *b, const char *path, size_t i, int64_t now, char **why)
+{
+	int64_t since_max = now + BANFILE_SKEW_S, until_max = now + BANOP_FOR_MAX + BANFILE_SKEW_S;
+
+	if (b->since < 0)
+		*why = xasprintf("%s: bans[%zu].since: %lld is before 1970 (unix times count seconds "
+				 "from 1970-01-01 UTC); fix it or delete the entry", path, i,
+				 (long long)b->since);
+	else if (b->since > since_max)
+		*why = xasprintf("%s: bans[%zu].since: %lld is more than a day after now (%lld): a ban "
+				 "cannot start in the future; set it to at most %lld (check this "
+				 "machine's clock too) or delete the entry", path, i,
+				 (long long)b->since, (long long)now, (long long)since_max);
+	else if (b->until <= b->since)
+		*why = xasprintf("%s: bans[%zu].until: %lld is not after since (%lld): a ban ends "
+				 "after it starts; fix the times or delete the entry", path, i,
+				 (long long)b->until, (long long)b->since);
+	else if (b->until > until_max)
+		*why = xasprintf("%s: bans[%zu].until: %lld is more than 10 years after now (%lld), "
+				 "longer than any ban moat makes; set it to at most %lld or delete "
+				 "the entry", path, i, (long long)b->until, (long long)now,
+				 (long long)until_max);
+	else
+		return 0;
+	return MOAT_EINVAL;
+}
+
+/* The rule banop holds a new ban's reason to (one line of printable text,
+ * at most BAN_REASON_MAX - 1 bytes), except that an empty or missing
+ * reason is allowed. The message shows a control character by its code:
+ * quoting it would send it to the terminal that prints the message. */
+static int check_reason(json_t *reason, const char *path, size_t i, struct ban *b, char **why)
+{
+	const char *s = json_string_value(reason);
+	size_t len = json_string_length(reason), k;
+
+	if (len >= BAN_REASON_MAX) {
+		*why = xasprintf("%s: bans[%zu].reason: %zu bytes, longer than moat keeps; shorten "
+				 "it to at most %d bytes", path, i, len, BAN_REASON_MAX - 1);
+		return MOAT_EINVAL;
+	}
+	for (k = 0; k < len; k++) {
+		unsigned char ch = (unsigned char)s[k];
+
+		if (ch < 0x20 || ch == 0x7f) {
+			*why = xasprintf("%s: bans[%zu].reason: byte %zu is a control character "
+					 "(0x%02x); a reason is one line of printable text: remove "
+					 "it", path, i, k + 1, ch);
+			return MOAT_EINVAL;
+		}
+	}
+	memcpy(b->reason, s, len);
+	b->reason[len] = '\0';
+	return 0;
+}
+
+/* bans[i]: a static text naming the field. */
+static int refuse(const char *path, size_t i, const char *what, char **why)
+{
+	*why = xasprintf("%s: bans[%zu]: %s", path, i, what);
+	return MOAT_EINVAL;
+}
+
+/* Entry i; *why a heap message naming path, the entry and the field. */
+static int parse_entry(json_t *e, const char *path, size_t i, int64_t now, struct ban *b,
+		       char **why)
 {
 	json_t *addr = json_object_get(e, "address"), *reason = json_object_get(e, "reason");
+	const char *what = NULL;
 
 	memset(b, 0, sizeof(*b));
-	if (!json_is_object(e)) {
-		*why = "not an object";
+	if (!json_is_object(e))
+		return refuse(path, i, "not an object", why);
+	if (!json_is_string(addr))
+		return refuse(path, i, "\"address\" is missing or not a string", why);
+	if (parse_key(json_string_value(addr), &b->key, &what) < 0)
+		return refuse(path, i, what, why);
+	if (get_time(e, "since", &b->since) < 0 || get_time(e, "until", &b->until) < 0)
+		return refuse(path, i, "\"since\" and \"until\" must be unix times (whole seconds)",
+			      why);
+	if (check_times(b, path, i, now, why) < 0)
 		return MOAT_EINVAL;
-	}
-	if (!json_is_string(addr)) {
-		*why = "\"address\" is missing or not a string";
-		return MOAT_EINVAL;
-	}
-	if (parse_key(json_string_value(addr), &b->key, why) < 0)
-		return MOAT_EINVAL;
-	if (get_time(e, "since", &b->since) < 0 || get_time(e, "until", &b->until) < 0) {
-		*why = "\"since\" and \"until\" must be unix times (whole seconds)";
-		return MOAT_EINVAL;
-	}
-	if (b->until <= b->since) {
-		*why = "\"until\" is not after \"since\"";
-		return MOAT_EINVAL;
-	}
-	if (reason != NULL && !json_is_string(reason)) {
-		*why = "\"reason\" is not a string";
-		return MOAT_EINVAL;
-	}
+	if (reason != NULL && !json_is_string(reason))
+		return refuse(path, i, "\"reason\" is not a string", why);
 	if (reason != NULL)
-		snprintf(b->reason, sizeof(b->reason), "%s", json_string_value(reason));
+		return check_reason(reason, path, i, b, why);
 	return 0;
 }
 
@@ -101,7 +172,6 @@ static int parse_doc(const char *path, json_t *doc, int64_t now, struct ban **ou
 {
 	json_t *ver = json_object_get(doc, "version"), *list = json_object_get(doc, "bans");
 	struct ban *b = NULL;
-	const char *what = NULL;
 	size_t i, k = 0;
 
 	if (!json_is_object(doc) || !json_is_integer(ver) || !json_is_array(list)) {
@@ -116,8 +186,7 @@ static int parse_doc(const char *path, json_t *doc, int64_t now, struct ban **ou
 	}
 	b = xcalloc(json_array_size(list) + 1, sizeof(*b));
 	for (i = 0; i < json_array_size(list); i++) {
-		if (parse_entry(json_array_get(list, i), &b[k], &what) < 0) {
-			*why = xasprintf("%s: bans[%zu]: %s", path, i, what);
+		if (parse_entry(json_array_get(list, i), path, i, now, &b[k], why) < 0) {
 			free(b);
 			return MOAT_EINVAL;
 		}
@@ -134,7 +203,7 @@ int banfile_read(const char *path, int64_t now, struct ban **out, size_t *n, cha
 	json_error_t jerr;
 	json_t *doc = NULL;
 	char *text = NULL;
-	size_t len = 0;
+	size_t len = 0, i;
 	int rc;
 
 	*out = NULL;
@@ -153,6 +222,11 @@ int banfile_read(const char *path, int64_t now, struct ban **out, size_t *n, cha
 	}
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {
+		/* jansson quotes the bytes near the error: a stray control
+		 * character would go to the terminal that prints this. */
+		for (i = 0; jerr.text[i] != '\0'; i++)
+			if ((unsigned char)jerr.text[i] < 0x20 || (unsigned char)jerr.text[i] == 0x7f)
+				jerr.text[i] = '?';
 		*why = xasprintf("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column,
 				 jerr.text);
 		rc = MOAT_EINVAL;

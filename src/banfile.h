@@ -28,10 +28,17 @@ char *banfile_path(const char *data);
 /* <data>/moat.lock; heap string. */
 char *banfile_lock_path(const char *data);
 
-/* Read the file. A missing file is an empty list. Returns 0 with a heap
+/*
+ * Read the file. A missing file is an empty list. Returns 0 with a heap
  * array (caller frees), or MOAT_EINVAL / MOAT_EIO with *why a heap message
- * naming the file and what is wrong in it (caller frees). Entries already
- * expired at now are dropped. */
+ * naming the file, the entry and field ("bans[3].until") and how to fix it
+ * (caller frees). Entries already expired at now are dropped.
+ * Every entry is held to what moat writes itself, so a hand-edited file
+ * cannot put absurd dates or terminal escapes in front of an operator:
+ * 0 <= since <= now + 1 day; since < until <= now + BANOP_FOR_MAX + 1 day
+ * (the day is clock skew); reason (optional, may be empty) at most
+ * BAN_REASON_MAX - 1 bytes and no control characters (bytes < 0x20, 0x7f).
+ */
 int banfile_read(const char *path, int64_t now, struct ban **out, size_t *n, char **why);
 
 /* Replace the file with b[0..n) (mode 0600; when root writes it, it is

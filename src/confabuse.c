@@ -208,12 +208,16 @@ static struct pathpat *one_pattern(struct confdoc *d, const yaml_node_t *n, cons
 static void add_limit(struct conf_site *s, struct pathpat *match, const struct rate *r,
 		      const char *text)
 {
-	struct conf_limit *l = &s->limits[s->nlimits++];
+	struct conf_limit *l = &s->limits[s->nlimits];
+	/* the place in the list too: two equal entries are two budgets */
+	char *id = xasprintf("limit %zu: %s", s->nlimits, match != NULL ? pathpat_text(match) : "");
 
+	s->nlimits++;
 	l->match = match;
 	l->rate = *r;
 	l->text = xstrdup(text);
-	l->id = limit_rule_id(s->host, match != NULL ? pathpat_text(match) : "", r);
+	l->id = limit_rule_id(s->host, id, r);
+	free(id);
 }
 
 static void parse_path_limits(struct confdoc *d, const yaml_node_t *n, struct conf_site *s)
@@ -358,12 +362,14 @@ static void parse_for(struct confdoc *d, const yaml_node_t *n, struct conf_ban *
 	b->for_ms = ms;
 }
 
+/* The failure counters' identity: everything that decides what counts and
+ * what follows, and the rule's place, so two rules never share counters. */
 static void ban_rule_id(const struct conf_site *s, struct conf_ban *b)
 {
 	struct rate r = { b->after, (uint32_t)(b->window_ms > UINT32_MAX ? UINT32_MAX : b->window_ms),
 			  (uint32_t)b->nmatch };
 	size_t len = 0, i;
-	char *text;
+	char *text, *id;
 
 	for (i = 0; i < b->nmatch; i++)
 		len += strlen(pathpat_text(b->match[i])) + 2;
@@ -374,7 +380,18 @@ static void ban_rule_id(const struct conf_site *s, struct conf_ban *b)
 		strcat(text, pathpat_text(b->match[i]));
 	}
 	b->text = text;
+	id = xasprintf("ban %zu: %s; status", s->nbans, text);
+	for (i = 0; i < sizeof(b->status) / sizeof(b->status[0]); i++) {
+		char *t = xasprintf("%s %llx", id, (unsigned long long)b->status[i]);
+
+		free(id);
+		id = t;
+	}
+	text = xasprintf("%s; window %llu; for %llu", id, (unsigned long long)b->window_ms,
+			 (unsigned long long)b->for_ms);
 	b->id = limit_rule_id(s->host, text, &r);
+	free(text);
+	free(id);
 }
 
 static void parse_one_ban(struct confdoc *d, const yaml_node_t *n, struct conf_site *s)

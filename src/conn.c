@@ -29,11 +29,13 @@
 #include "worker.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <openssl/err.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #define LINGER_MS 2000
 
@@ -51,6 +53,7 @@ static void deliver(struct conn *c);
 static void flush(struct conn *c);
 static void fail_later(struct conn *c);
 static void proxy_header(struct conn *c);
+static size_t unsent(struct conn *c);
 
 static void undirty(struct conn *c)
 {
@@ -177,6 +180,12 @@ static void on_timer(void *arg)
 		conn_abort(c);
 		return;
 	}
+	/* What the client has not taken shrank since the write timer was
+	 * armed: it is reading, however slowly. */
+	if (c->write_wait && unsent(c) < c->wq_mark) {
+		conn_wait_write(c);
+		return;
+	}
 	proxy_on_timeout(c);
 }
 
@@ -234,8 +243,26 @@ static void on_write(uv_write_t *req, int status)
 	}
 	/* the client took something: it has timeouts.write again */
 	if (c->write_wait && !c->close_after_write)
-		deadline_set(&c->timer, c->gen->conf->t.write_ms);
+		conn_wait_write(c);
 	after_progress(c, CONN_LOW_WATER);
+}
+
+/*
+ * Bytes queued for the client that it has not acknowledged: moat's queue
+ * and the kernel's send queue. The kernel's counts because a slow reader
+ * drains it long before the socket turns writable again (Linux waits for a
+ * good part of the send buffer to be free), so moat's own queue can stand
+ * still for seconds while the client reads steadily.
+ */
+static size_t unsent(struct conn *c)
+{
+	uv_os_fd_t fd;
+	int outq = 0;
+
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 ||
+	    outq < 0)
+		outq = 0;
+	return conn_pending(c) + (size_t)outq;
 }
 
 void conn_wait_write(struct conn *c)
@@ -244,6 +271,7 @@ void conn_wait_write(struct conn *c)
 		return;
 	deadline_set(&c->timer, c->gen->conf->t.write_ms);
 	c->write_wait = true;
+	c->wq_mark = unsent(c);
 }
 
 /*
@@ -692,6 +720,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		c->peer_eof = true;
 		uv_read_stop(s);
 		c->reading = false;
+		if (c->state == CONN_PROXY) {
+			proxy_header(c); /* a header cut short: closes */
+			return;
+		}
+		if (c->state == CONN_HANDSHAKE) {
+			/* no handshake can finish without the client's next
+			 * flight: nothing to wait for until the deadline */
+			conn_abort(c);
+			return;
+		}
 		deliver(c);
 		return;
 	}

@@ -83,6 +83,8 @@ struct conn {
 	struct ipaddr req_addr;   /* the client the last request spoke for (trusted proxy) */
 	bool ban_closing;         /* closes after the answer that got its client banned */
 	bool write_wait;          /* the timer waits for the client to take queued output */
+	bool served;              /* a request head was complete on this connection once */
+	size_t wq_mark;           /* bytes the client had not taken when the write timer was armed */
 	char *in;                 /* plaintext input, CONN_IN_CAP bytes, from worker_buf_get */
 	size_t in_len;
 	struct exchange *x;       /* request in flight (exchange.h), owned by proxy.c/forward.c */
@@ -152,8 +154,9 @@ void conn_reset(struct conn *c);
 void conn_set_timer(struct conn *c, uint64_t ms);
 
 /* The proxy waits for the client to take what is queued (a response or a
- * tunnel it does not read): the connection closes once it took nothing
- * for timeouts.write; every completed write starts that time again. */
+ * tunnel it does not read): the connection is reset once it took nothing
+ * for timeouts.write; whatever it takes (the queue shrank) starts that
+ * time again. */
 void conn_wait_write(struct conn *c);
 
 /* Negotiated protocol name ("TLSv1.3") or NULL for plain http. */

@@ -264,6 +264,19 @@ uint32_t limit_take(uint64_t id, const struct rate *r, const struct cidr *key, u
 	return retry;
 }
 
+void limit_refund(uint64_t id, const struct rate *r, const struct cidr *key)
+{
+	uint64_t h = cidr_hash(key, seed ^ id), full = (uint64_t)r->burst * token(r);
+	struct bshard *sh = &B[h % SHARDS];
+	struct bucket *b;
+
+	pthread_mutex_lock(&sh->mu);
+	b = *blink(sh, h, id, key);
+	if (b != NULL)
+		b->level = b->level + token(r) >= full ? full : b->level + token(r);
+	pthread_mutex_unlock(&sh->mu);
+}
+
 static void add_limited(struct limited_client *out, size_t max, size_t *n,
 			const struct bucket *b)
 {

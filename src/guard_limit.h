@@ -56,6 +56,9 @@ uint64_t limit_rule_id(const char *site, const char *rule, const struct rate *r)
  */
 uint32_t limit_take(uint64_t id, const struct rate *r, const struct cidr *key, uint64_t now_ms);
 
+/* Give back the token limit_take took (another rule refused the request). */
+void limit_refund(uint64_t id, const struct rate *r, const struct cidr *key);
+
 /* Clients refused by a rate limit in the last window_ms: up to max entries
  * into out (most refusals first); returns how many. */
 struct limited_client {

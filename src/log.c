@@ -233,6 +233,8 @@ void log_access(const struct access_rec *r)
 		n = putf(line, cap, n, ",\"deny\":");
 		n = put_str(line, cap, n, r->deny, strlen(r->deny), FIELD_MAX);
 	}
+	if (r->unlogged > 0)
+		n = putf(line, cap, n, ",\"unlogged\":%llu", (unsigned long long)r->unlogged);
 	if (n > cap)
 		n = cap;
 	line[n++] = '}';

@@ -38,6 +38,7 @@ struct access_rec {
 	const char *cert;     /* client certificate's name, or NULL */
 	const char *deny;     /* abuse control's refusal ("rate", "ban", "conn-cap",
 			       * "timeout"; deny_name) or NULL */
+	uint64_t unlogged;    /* refusals like this one not logged one by one before it */
 };
 
 /*

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum seg_kind { SEG_LIT = 0, SEG_ONE, SEG_REST };
 
@@ -198,26 +199,28 @@ void pathpat_free(struct pathpat *p)
 	free(p);
 }
 
-static bool method_ok(const struct pathpat *p, const char *method, size_t mlen)
+static bool method_ok(const struct pathpat *p, const char *method, size_t mlen, bool loose)
 {
 	size_t i;
 
 	if (p->nmethods == 0)
 		return true;
 	for (i = 0; i < p->nmethods; i++)
-		if (strlen(p->methods[i]) == mlen && memcmp(p->methods[i], method, mlen) == 0)
+		if (strlen(p->methods[i]) == mlen &&
+		    (loose ? strncasecmp(p->methods[i], method, mlen) :
+			     memcmp(p->methods[i], method, mlen)) == 0)
 			return true;
 	return false;
 }
 
-bool pathpat_match(const struct pathpat *p, const char *method, size_t mlen,
-		   const char *path, size_t plen)
+static bool match(const struct pathpat *p, const char *method, size_t mlen, const char *path,
+		  size_t plen, bool loose)
 {
 	const char *q = memchr(path, '?', plen);
 	const char *end = q != NULL ? q : path + plen, *pos, *slash;
 	size_t i, n;
 
-	if (!method_ok(p, method, mlen) || path == end || path[0] != '/')
+	if (!method_ok(p, method, mlen, loose) || path == end || path[0] != '/')
 		return false;
 	pos = path + 1;
 	for (i = 0; i < p->nseg; i++) {
@@ -227,15 +230,28 @@ bool pathpat_match(const struct pathpat *p, const char *method, size_t mlen,
 			return true;
 		slash = memchr(pos, '/', (size_t)(end - pos));
 		n = (size_t)((slash != NULL ? slash : end) - pos);
-		if (sg->kind == SEG_ONE ? n == 0 : (n != sg->n || memcmp(pos, sg->p, n) != 0))
+		if (sg->kind == SEG_ONE ? n == 0 :
+		    (n != sg->n || (loose ? strncasecmp(pos, sg->p, n) : memcmp(pos, sg->p, n)) != 0))
 			return false;
 		if (i + 1 == p->nseg)
-			return slash == NULL;
+			return slash == NULL || (loose && slash + 1 == end);
 		if (slash == NULL)
 			return false;
 		pos = slash + 1;
 	}
 	return false;
+}
+
+bool pathpat_match(const struct pathpat *p, const char *method, size_t mlen,
+		   const char *path, size_t plen)
+{
+	return match(p, method, mlen, path, plen, false);
+}
+
+bool pathpat_match_loose(const struct pathpat *p, const char *method, size_t mlen,
+			 const char *path, size_t plen)
+{
+	return match(p, method, mlen, path, plen, true);
 }
 
 const char *pathpat_text(const struct pathpat *p)

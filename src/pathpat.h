@@ -41,6 +41,18 @@ void pathpat_free(struct pathpat *p);
 bool pathpat_match(const struct pathpat *p, const char *method, size_t mlen,
 		   const char *path, size_t plen);
 
+/*
+ * As pathpat_match, but also matching the spellings many upstream routers
+ * treat as the same request (Express, Nest: case-insensitive paths and an
+ * optional trailing slash; frameworks that fold the method): method and
+ * literal segments compared case-insensitively, and one slash after the
+ * last segment allowed. For the rules that count requests against a
+ * client (rate limits, ban rules), where matching too much is the safe
+ * side; never for public:, where it would be the unsafe one.
+ */
+bool pathpat_match_loose(const struct pathpat *p, const char *method, size_t mlen,
+			 const char *path, size_t plen);
+
 /* The entry as moat writes it back ("GET,HEAD /api/assets/STAR/thumbnail"
  * with the canonical pattern); valid while p lives. */
 const char *pathpat_text(const struct pathpat *p);

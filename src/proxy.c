@@ -276,6 +276,7 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	char *path;
 
 	c->x = x;
+	c->served = true;
 	x->c = c;
 	x->start_ms = c->head_start_ms;
 	x->m = m->m;
@@ -404,7 +405,11 @@ static void read_head(struct conn *c)
 	if (c->state == CONN_IDLE) {
 		c->state = CONN_HEAD;
 		c->head_start_ms = moat_now_ms();
-		conn_set_timer(c, cf->t.header_ms);
+		/* the first head shares the deadline armed at accept with the
+		 * TLS handshake (and a PROXY header): spending it on a slow
+		 * handshake buys no second one for a slow head */
+		if (c->served)
+			conn_set_timer(c, cf->t.header_ms);
 	}
 	rc = h1_parse_request(c->in, c->in_len, max, m);
 	if (rc == MOAT_EAGAIN) {
@@ -459,12 +464,15 @@ void proxy_on_input(struct conn *c)
 }
 
 /* A connection that never got as far as a request: one line with no request. */
+/* A deadline ended a connection outside a request's own log line (a
+ * handshake or PROXY header that never finished, a tunnel whose client
+ * stopped reading): a line of its own. */
 static void log_timeout(struct conn *c)
 {
 	struct access_rec r = {
 		.client = c->peer,
 		.start_ms = c->head_start_ms,
-		.tls = c->tls ? "handshake" : NULL,
+		.tls = c->state == CONN_HANDSHAKE ? "handshake" : conn_tls_version(c),
 		.deny = deny_name(DENY_TIMEOUT),
 	};
 
@@ -472,10 +480,31 @@ static void log_timeout(struct conn *c)
 	log_access(&r);
 }
 
+/* The client took nothing of what is queued for it for timeouts.write
+ * (conn.c re-arms the timer while it takes something): drop it, and what
+ * the kernel still holds for it. */
+static void write_timeout(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	if (x != NULL && !x->logged) {
+		x->deny = deny_name(DENY_TIMEOUT);
+		deny_count(DENY_TIMEOUT);
+		proxy_log_exchange(x);
+	} else {
+		log_timeout(c);
+	}
+	conn_reset(c);
+}
+
 void proxy_on_timeout(struct conn *c)
 {
 	struct exchange *x = c->x;
 
+	if (c->write_wait && (c->state == CONN_BUSY || c->state == CONN_TUNNEL)) {
+		write_timeout(c);
+		return;
+	}
 	switch (c->state) {
 	case CONN_HEAD:
 		x = xcalloc(1, sizeof(*x));
@@ -493,16 +522,6 @@ void proxy_on_timeout(struct conn *c)
 			x->deny = deny_name(DENY_TIMEOUT);
 			deny_count(DENY_TIMEOUT);
 			proxy_fail(x, 408, "the request body did not arrive in time");
-			break;
-		}
-		if (x != NULL && c->write_wait) {
-			/* the client stopped reading its answer: what is queued
-			 * for it in the kernel goes too */
-			x->deny = deny_name(DENY_TIMEOUT);
-			deny_count(DENY_TIMEOUT);
-			if (!x->logged)
-				proxy_log_exchange(x);
-			conn_reset(c);
 			break;
 		}
 		conn_abort(c);

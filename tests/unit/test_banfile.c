@@ -1,6 +1,6 @@
 /*
- * test_banfile.c - the ban file (round trip, missing, malformed, expired
- * entries, mode) and the data directory's lock.
+ * test_banfile.c - the ban file (round trip, missing, malformed, out of
+ * bounds and expired entries, mode) and the data directory's lock.
  * Each test works in its own mkdtemp directory, removed in teardown.
  */
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "banfile.h"
+#include "banop.h"
 #include "fsutil.h"
 #include "netaddr.h"
 #include "testfs.h"
@@ -170,6 +171,9 @@ static void malformed_json(void **state)
 	assert_read_fails(f->path, MOAT_EINVAL, "malformed JSON", NULL);
 	write_text(f->path, "{\"version\":1,\"bans\":[],\"bans\":[]}");
 	assert_read_fails(f->path, MOAT_EINVAL, "malformed JSON", "duplicate");
+	/* jansson quotes the stray byte; it must not reach a terminal raw */
+	write_text(f->path, "{\"version\":1,\x1b[2J}");
+	assert_read_fails(f->path, MOAT_EINVAL, "malformed JSON", "near '?'");
 }
 
 static void malformed_entries(void **state)
@@ -188,8 +192,8 @@ static void malformed_entries(void **state)
 	write_text(f->path, "{\"version\":1,\"bans\":[{\"address\":\"10.0.0.0/8\",\"since\":1,"
 			    "\"until\":1800000000}]}");
 	assert_read_fails(f->path, MOAT_EINVAL, "bans[0]", "not a client key");
-	write_text(f->path, "{\"version\":1,\"bans\":[{\"address\":\"192.0.2.7\",\"since\":1800000000,"
-			    "\"until\":1800000000}]}");
+	write_text(f->path, "{\"version\":1,\"bans\":[{\"address\":\"192.0.2.7\",\"since\":1600000000,"
+			    "\"until\":1600000000}]}");
 	assert_read_fails(f->path, MOAT_EINVAL, "bans[0]", "not after");
 	write_text(f->path, "{\"version\":1,\"bans\":[{\"address\":\"192.0.2.7\",\"since\":\"1\","
 			    "\"until\":1800000000}]}");
@@ -197,6 +201,134 @@ static void malformed_entries(void **state)
 	write_text(f->path, "{\"version\":1,\"bans\":[{\"address\":\"192.0.2.7\",\"since\":1,"
 			    "\"until\":1800000000,\"reason\":5}]}");
 	assert_read_fails(f->path, MOAT_EINVAL, "bans[0]", "\"reason\"");
+}
+
+/* Write one entry with since, until and the reason (JSON text, quotes
+ * included; NULL: none) and read the file at NOW. */
+static int read_entry(const char *path, long long since, long long until, const char *reason,
+		      struct ban **out, size_t *n, char **why)
+{
+	char *text = xasprintf("{\"version\":1,\"bans\":[{\"address\":\"192.0.2.7\",\"since\":%lld,"
+			       "\"until\":%lld%s%s}]}", since, until,
+			       reason != NULL ? ",\"reason\":" : "", reason != NULL ? reason : "");
+
+	write_text(path, text);
+	free(text);
+	*out = NULL;
+	*n = 99;
+	*why = NULL;
+	return banfile_read(path, NOW, out, n, why);
+}
+
+/* The entry is refused with exactly "<path>: " + want. */
+static void assert_entry_refused(const char *path, long long since, long long until,
+				 const char *reason, const char *want)
+{
+	struct ban *b = NULL;
+	char *why = NULL, *full = xasprintf("%s: %s", path, want);
+	size_t n = 0;
+
+	assert_int_equal(read_entry(path, since, until, reason, &b, &n, &why), MOAT_EINVAL);
+	assert_null(b);
+	assert_int_equal(n, 0);
+	assert_non_null(why);
+	assert_string_equal(why, full);
+	free(why);
+	free(full);
+}
+
+/* The entry is read back with these times and reason. */
+static void assert_entry_read(const char *path, long long since, long long until,
+			      const char *reason, const char *want_reason)
+{
+	struct ban *b = NULL;
+	char *why = NULL;
+	size_t n = 0;
+
+	assert_int_equal(read_entry(path, since, until, reason, &b, &n, &why), 0);
+	assert_null(why);
+	assert_int_equal(n, 1);
+	assert_int_equal(b[0].since, since);
+	assert_int_equal(b[0].until, until);
+	assert_string_equal(b[0].reason, want_reason);
+	free(b);
+}
+
+#define DAY 86400LL
+#define CAP ((long long)BANOP_FOR_MAX)
+
+/* A hand-edited file is held to what moat writes: times it could have
+ * made (since may be long past), a reason that is one line of text. */
+static void out_of_bounds(void **state)
+{
+	struct fx *f = *state;
+	char *long_reason = xcalloc(BAN_REASON_MAX + 3, 1), *ok_reason;
+
+	/* until beyond the longest ban (10 years, + a day of clock skew) from now */
+	assert_entry_refused(f->path, NOW - 10, NOW + CAP + DAY + 1, NULL,
+			     "bans[0].until: 2015446401 is more than 10 years after now "
+			     "(1700000000), longer than any ban moat makes; set it to at most "
+			     "2015446400 or delete the entry");
+	assert_entry_refused(f->path, 1, 253402300800LL, NULL,
+			     "bans[0].until: 253402300800 is more than 10 years after now "
+			     "(1700000000), longer than any ban moat makes; set it to at most "
+			     "2015446400 or delete the entry");
+	assert_entry_refused(f->path, 1, 9223372036854775807LL, NULL,
+			     "bans[0].until: 9223372036854775807 is more than 10 years after now "
+			     "(1700000000), longer than any ban moat makes; set it to at most "
+			     "2015446400 or delete the entry");
+	assert_entry_read(f->path, NOW - 10, NOW + CAP + DAY, NULL, "");
+	/* a ban made years ago for 10 years still runs */
+	assert_entry_read(f->path, NOW - 5 * 365 * DAY, NOW - 5 * 365 * DAY + CAP, NULL, "");
+	/* until <= since */
+	assert_entry_refused(f->path, NOW, NOW, NULL,
+			     "bans[0].until: 1700000000 is not after since (1700000000): a ban "
+			     "ends after it starts; fix the times or delete the entry");
+	assert_entry_refused(f->path, NOW, NOW - 1, NULL,
+			     "bans[0].until: 1699999999 is not after since (1700000000): a ban "
+			     "ends after it starts; fix the times or delete the entry");
+	/* since negative, or in the future beyond a day of clock skew */
+	assert_entry_refused(f->path, -5, NOW + 60, NULL,
+			     "bans[0].since: -5 is before 1970 (unix times count seconds from "
+			     "1970-01-01 UTC); fix it or delete the entry");
+	assert_entry_refused(f->path, -9223372036854775807LL - 1, NOW + 60, NULL,
+			     "bans[0].since: -9223372036854775808 is before 1970 (unix times "
+			     "count seconds from 1970-01-01 UTC); fix it or delete the entry");
+	assert_entry_refused(f->path, NOW + DAY + 1, NOW + 2 * DAY, NULL,
+			     "bans[0].since: 1700086401 is more than a day after now (1700000000): "
+			     "a ban cannot start in the future; set it to at most 1700086400 "
+			     "(check this machine's clock too) or delete the entry");
+	assert_entry_read(f->path, 0, NOW + 60, NULL, "");
+	assert_entry_read(f->path, NOW + DAY, NOW + 2 * DAY, NULL, "");
+	/* control characters in reason, shown by their code, never raw */
+	assert_entry_refused(f->path, 1, NOW + 60, "\"\\u001b[2J\\u001b]0;owned\\u0007\"",
+			     "bans[0].reason: byte 1 is a control character (0x1b); a reason is "
+			     "one line of printable text: remove it");
+	assert_entry_refused(f->path, 1, NOW + 60, "\"two\\nlines\"",
+			     "bans[0].reason: byte 4 is a control character (0x0a); a reason is "
+			     "one line of printable text: remove it");
+	assert_entry_refused(f->path, 1, NOW + 60, "\"tab\\there\"",
+			     "bans[0].reason: byte 4 is a control character (0x09); a reason is "
+			     "one line of printable text: remove it");
+	assert_entry_refused(f->path, 1, NOW + 60, "\"del\\u007f\"",
+			     "bans[0].reason: byte 4 is a control character (0x7f); a reason is "
+			     "one line of printable text: remove it");
+	/* reason longer than moat keeps (it used to be cut silently) */
+	memset(long_reason, 'x', BAN_REASON_MAX + 2);
+	long_reason[0] = '"';
+	long_reason[BAN_REASON_MAX + 1] = '"';
+	assert_entry_refused(f->path, 1, NOW + 60, long_reason,
+			     "bans[0].reason: 160 bytes, longer than moat keeps; shorten it to at "
+			     "most 159 bytes");
+	long_reason[BAN_REASON_MAX] = '"';
+	long_reason[BAN_REASON_MAX + 1] = '\0';
+	ok_reason = xstrndup(long_reason + 1, BAN_REASON_MAX - 1);
+	assert_entry_read(f->path, 1, NOW + 60, long_reason, ok_reason);
+	/* text beyond ASCII is not a control character */
+	assert_entry_read(f->path, 1, NOW + 60, "\"caf\\u00e9 \\u2014 ok\"", "caf\xc3\xa9 \xe2\x80\x94 ok");
+	assert_entry_read(f->path, 1, NOW + 60, "\"\"", "");
+	free(ok_reason);
+	free(long_reason);
 }
 
 /* A hand-written IPv6 address stands for its /64; reason is optional. */
@@ -288,6 +420,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(missing_file_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(out_of_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(hand_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(expired_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(file_mode, setup, teardown),

@@ -700,6 +700,28 @@ static void test_errors(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* Rules that differ only in status or for, and equal entries, never share
+ * failure counters or budgets. */
+static void test_rule_ids_distinct(void **state)
+{
+	const struct conf_site *s;
+	struct conf *c = parse_ok(*state,
+		"sites:\n"
+		"  app.localhost:\n"
+		"    to: http://127.0.0.1:9000\n"
+		"    path_limits: [ { match: \"POST /x\", limit: 2/m }, { match: \"POST /x\", limit: 2/m } ]\n"
+		"    ban:\n"
+		"      - { match: POST /login, status: 401 }\n"
+		"      - { match: POST /login, status: 429 }\n"
+		"      - { match: POST /login, status: 429, for: 1d }\n");
+
+	s = &c->sites[0];
+	assert_true(s->limits[0].id != s->limits[1].id);
+	assert_true(s->bans[0].id != s->bans[1].id);
+	assert_true(s->bans[1].id != s->bans[2].id);
+	conf_free(c);
+}
+
 /* The abuse-control keys land where the runtime reads them. */
 static void test_abuse_values(void **state)
 {
@@ -1256,6 +1278,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cert_error_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multiple_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abuse_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rule_ids_distinct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load, setup, teardown),

@@ -198,6 +198,42 @@ static void test_through_normalisation(void **state)
 	pathpat_free(p);
 }
 
+/* Rules that count against a client match the spellings an upstream may
+ * route to the same handler; the strict match (public:) does not. */
+static void test_loose(void **state)
+{
+	static const struct { const char *pattern, *method, *path; bool strict, loose; } cases[] = {
+		{ "POST /api/auth/login", "POST", "/api/auth/login", true, true },
+		{ "POST /api/auth/login", "post", "/api/auth/login", false, true },
+		{ "POST /api/auth/login", "Post", "/API/Auth/LOGIN", false, true },
+		{ "POST /api/auth/login", "POST", "/api/auth/login/", false, true },
+		{ "POST /api/auth/login", "POST", "/api/auth/login/?next=/", false, true },
+		{ "POST /api/auth/login", "POST", "/api/auth/login//", false, false },
+		{ "POST /api/auth/login", "POST", "/api/auth/login/x", false, false },
+		{ "POST /api/auth/login", "POST", "/api/auth/logins", false, false },
+		{ "POST /api/auth/login", "GET", "/api/auth/login", false, false },
+		{ "POST /api/*/login", "POST", "/API/v2/Login/", false, true },
+		{ "GET /share/**", "get", "/SHARE/x", false, true },
+		{ "* /a", "whatever", "/A/", false, true },
+	};
+	char *why = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pathpat *p = pathpat_parse(cases[i].pattern, &why);
+		const char *m = cases[i].method, *path = cases[i].path;
+
+		assert_non_null(p);
+		if (pathpat_match(p, m, strlen(m), path, strlen(path)) != cases[i].strict)
+			fail_msg("\"%s\" vs %s %s: strict want %d", cases[i].pattern, m, path,
+				 cases[i].strict);
+		if (pathpat_match_loose(p, m, strlen(m), path, strlen(path)) != cases[i].loose)
+			fail_msg("\"%s\" vs %s %s: loose want %d", cases[i].pattern, m, path,
+				 cases[i].loose);
+		pathpat_free(p);
+	}
+}
+
 static void test_text(void **state)
 {
 	char *why = NULL;
@@ -216,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_too_many),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_through_normalisation),
+		cmocka_unit_test(test_loose),
 		cmocka_unit_test(test_text),
 	};
 
