@@ -117,10 +117,20 @@ static int reload(struct control *ctl, const char *why)
 	}
 	/* Everything that can refuse the reload comes before the access log
 	 * is switched: a refused reload must leave all of the old one in place. */
+	if (strcmp(c->data, ctl->gen->conf->data) != 0) {
+		/* the lock, the bans file and the admin socket live there */
+		log_error("%s refused: data changed from %s to %s, which needs a restart; still "
+			  "serving the previous configuration", why, ctl->gen->conf->data, c->data);
+		conf_free(c);
+		return MOAT_ECONFIG;
+	}
 	if (workers_check_reload(c) != 0) {
 		conf_free(c);
 		return MOAT_ECONFIG;
 	}
+	if (c->ban_table != ctl->gen->conf->ban_table)
+		log_warn("limits.bans changed to %zu: the ban table keeps holding at most %zu until "
+			 "moat restarts", c->ban_table, ctl->gen->conf->ban_table);
 	g = gen_new(c);
 	if (g == NULL) {
 		log_error("%s refused: still serving the previous configuration", why);
@@ -233,7 +243,11 @@ static void on_revoke_poll(uv_timer_t *t)
 
 /* ---- bans: the file, the table, the workers --------------------------- */
 
-/* Write the table to the file when it changed since the last write. */
+/* Write the table to the file when it changed since the last write. A
+ * failed write leaves saved_epoch behind, so the expiry timer tries again
+ * within a second: a ban made then is not lost if moat dies before the next
+ * change. Ended bans are not a change (guard_ban.h): they stay in the file
+ * until the next write, and loading skips them. */
 static int save_bans(struct control *ctl)
 {
 	unsigned epoch = bans_epoch();
@@ -269,9 +283,15 @@ static void on_bans(uv_async_t *a)
 	workers_poke();
 }
 
+/* Every second: drop ended bans (nothing to tell the workers or the file),
+ * and retry a write of the file that failed (nothing to do when the epoch
+ * was saved). */
 static void on_ban_expiry(uv_timer_t *t)
 {
+	struct control *ctl = t->data;
+
 	bans_expire((int64_t)time(NULL));
+	save_bans(ctl);
 }
 
 /*

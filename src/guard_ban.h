@@ -4,14 +4,17 @@
  * counters of the sites' ban rules that fill it.
  *
  * One table per process, shared by every worker and the control thread,
- * and kept across reloads. Lookups are lock-free while the table is empty
- * and take a shared lock otherwise; changes are rare (a rule firing, the
- * admin socket, expiry) and take it exclusively. The table holds at most
- * the capacity given to bans_init: a new ban past it evicts the ban that
- * started first, and says so in the log.
- * Every change bumps bans_epoch() and calls the notify hook, which the
- * daemon uses to write the file (banfile.h) and to have the workers close
- * the live connections of newly banned clients.
+ * and kept across reloads. Lookups of a client that is not banned are
+ * lock-free (a bitmap of the banned keys' hashes answers "no"); the rest,
+ * a banned client or one sharing its bit, take a shared lock. Changes are
+ * rare (a rule firing, the admin socket, expiry) and take it exclusively.
+ * The table holds at most the capacity given to bans_init: a new ban past
+ * it evicts the ban that started first, and says so in the log.
+ * Every change made by bans_add and bans_remove bumps bans_epoch() and
+ * calls the notify hook, which the daemon uses to write the file
+ * (banfile.h) and to have the workers close the live connections of newly
+ * banned clients. Expiry does neither: an ended ban closes no connection,
+ * and the file may keep it until the next change because loading skips it.
  * Thread: every function is safe from any thread, except bans_init and
  * bans_shutdown (control thread, while no worker runs).
  */
@@ -35,24 +38,30 @@ struct ban {
 };
 
 /* Set up the empty table for at most cap bans; notify (may be NULL) is
- * called with arg after every change, from the thread that made it. */
+ * called with arg after every bans_add and bans_remove that changed the
+ * table, from the thread that made it. */
 void bans_init(size_t cap, void (*notify)(void *arg), void *arg);
 
 /* Free the table. */
 void bans_shutdown(void);
 
 /* Add or replace the ban on b->key (a longer or shorter one replaces the
- * old). Returns 0, or MOAT_EINVAL when b->until is not after b->since. */
+ * old). Returns 0, or MOAT_EINVAL when b->until is not after b->since.
+ * Once it returns, every lookup that follows it (in any thread that has
+ * synchronised with this one) sees the ban. */
 int bans_add(const struct ban *b);
 
 /* Add many at once (loading the file at start); expired ones are skipped.
  * Does not call notify. */
 void bans_load(const struct ban *b, size_t n, int64_t now);
 
-/* Lift the ban on the key of a. Returns 0, or MOAT_ENOTFOUND. */
+/* Lift the ban on key. Returns 0, or MOAT_ENOTFOUND. Walks the table
+ * under the exclusive lock to rebuild the lookup bitmap: meant for the
+ * admin, not for a hot path. */
 int bans_remove(const struct cidr *key);
 
-/* Is a banned at unix time now? The fast path of every accepted connection. */
+/* Is a banned at unix time now? The fast path of every accepted connection
+ * and every request: no lock when the table is empty or a is not banned. */
 bool bans_active(const struct ipaddr *a, int64_t now);
 
 /* The ban on a's key, when one is active: copied to *out. */
@@ -61,10 +70,16 @@ bool bans_get(const struct ipaddr *a, int64_t now, struct ban *out);
 /* Active bans, oldest first, as a heap array (caller frees); *n is set. */
 struct ban *bans_list(int64_t now, size_t *n);
 
-/* Drop expired bans (each is logged). Returns how many went. */
+/* Drop the bans that ended by now. Returns how many went. Cheap until the
+ * earliest ban is due; the search holds the lock shared, and only dropping
+ * what it found takes it exclusively. The first few ended bans are logged
+ * by name, the rest as a count, after the lock is released. Does not bump
+ * bans_epoch() or call notify (see above). The daemon calls it once a
+ * second from the control thread. */
 size_t bans_expire(int64_t now);
 
-/* Changes so far; a worker that saw another value sweeps its connections. */
+/* Changes so far (adds, removals, loads; not expiry); a worker that saw
+ * another value sweeps its connections, the daemon writes the file. */
 unsigned bans_epoch(void);
 
 /* Bans evicted because the table was full, since start. */
