@@ -157,16 +157,7 @@ static const char *unknown_key(json_t *req, const char *const *allowed)
 
 static struct banop_exempt exempt(struct admin *a)
 {
-	const struct conf *c = a->ops.conf != NULL ? a->ops.conf(a->ops.arg) : NULL;
-	struct banop_exempt ex = banop_default_exempt();
-
-	if (c != NULL) {
-		ex.never_ban = c->never_ban;
-		ex.nnever_ban = c->nnever_ban;
-		ex.trusted = c->trusted;
-		ex.ntrusted = c->ntrusted;
-	}
-	return ex;
+	return banop_exempt_of(a->ops.conf != NULL ? a->ops.conf(a->ops.arg) : NULL);
 }
 
 static json_t *saved(struct admin *a, const char *what)

@@ -2,6 +2,7 @@
  * banop.c - see banop.h.
  */
 #include "banop.h"
+#include "conf.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -21,6 +22,19 @@ struct banop_exempt banop_default_exempt(void)
 		.nnever_ban = sizeof(default_never) / sizeof(default_never[0]),
 	};
 
+	return ex;
+}
+
+struct banop_exempt banop_exempt_of(const struct conf *c)
+{
+	struct banop_exempt ex = banop_default_exempt();
+
+	if (c != NULL) {
+		ex.never_ban = c->never_ban;
+		ex.nnever_ban = c->nnever_ban;
+		ex.trusted = c->trusted;
+		ex.ntrusted = c->ntrusted;
+	}
 	return ex;
 }
 

@@ -31,6 +31,11 @@ struct banop_exempt {
  * with no configuration to read. */
 struct banop_exempt banop_default_exempt(void);
 
+/* never_ban and trusted_proxies of c (borrowed: valid while c lives), or
+ * the built-in never_ban when c is NULL. */
+struct conf;
+struct banop_exempt banop_exempt_of(const struct conf *c);
+
 /*
  * The client key an operator names: an address ("192.0.2.7", "2001:db8::1",
  * "[2001:db8::1]"; an IPv6 address stands for its /64), or a key as

@@ -144,19 +144,6 @@ static json_t *request(const struct opts *o)
 
 /* ---- without a daemon ------------------------------------------------------ */
 
-static struct banop_exempt exempt_of(const struct conf *c)
-{
-	struct banop_exempt ex = banop_default_exempt();
-
-	if (c != NULL) {
-		ex.never_ban = c->never_ban;
-		ex.nnever_ban = c->nnever_ban;
-		ex.trusted = c->trusted;
-		ex.ntrusted = c->ntrusted;
-	}
-	return ex;
-}
-
 static size_t find(const struct ban *b, size_t n, const struct cidr *key)
 {
 	size_t i;
@@ -172,7 +159,7 @@ static size_t find(const struct ban *b, size_t n, const struct cidr *key)
 static json_t *edit(const struct opts *o, const struct conf *c, struct ban *b, size_t *n,
 		    int64_t now)
 {
-	struct banop_exempt ex = exempt_of(c);
+	struct banop_exempt ex = banop_exempt_of(c);
 	struct ban nb;
 	char *why = NULL, text[NETADDR_TEXT];
 	json_t *ans = json_pack("{s:b, s:b}", "ok", 1, "running", 0);
