@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build run test deps-build deps-test fuzz bench clean
+.PHONY: all build run test deps-build deps-test fuzz bench bench-slowloris clean
 
 all: build
 
@@ -28,10 +28,11 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cd $(BUILD) && ctest --output-on-failure -j 3 --timeout 600
 
 # Run each libFuzzer target (the HTTP/1 parser, the TLS 1.3 record layer,
-# public-path matching) for FUZZ_SECONDS; new inputs go to
+# public-path matching, PROXY headers and forwarding chains) for
+# FUZZ_SECONDS; new inputs go to
 # $(BUILD)-fuzz/corpus-<target>.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = h1 tls13 pathpat
+FUZZ_TARGETS = h1 tls13 pathpat clientip
 fuzz:
 	@scripts/deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DMOAT_LIBFUZZER=ON -DMOAT_SANITIZERS=OFF >/dev/null
@@ -44,6 +45,10 @@ fuzz:
 # moat against nginx, HAProxy and Caddy; report in bench/results/ (bench/README.md).
 bench:
 	bench/proxy.sh
+
+# moat under 10,000 slowloris connections; report in bench/results/slowloris-latest.md.
+bench-slowloris:
+	BENCH_SLOWLORIS=1 bench/proxy.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz

@@ -1,8 +1,8 @@
 """
-The origin and the four proxies: each one's configuration text, how it is
-started, how we know it is ready, and how it is stopped. Every process is
-started in its own session in a directory of the run's temp dir, and stopped
-by its pid (TERM, then KILL).
+The origin and the proxies (moat, moat-guard, nginx, HAProxy, Caddy): each
+one's configuration text, how it is started, how we know it is ready, and how
+it is stopped. Every process is started in its own session in a directory of
+the run's temp dir, and stopped by its pid (TERM, then KILL).
 """
 
 import os
@@ -187,6 +187,28 @@ sites:
 """ % {"d": d, "port": port, "sni": SNI, "origin": origin, "cert": cert, "key": key}
 
 
+# moat-guard: moat's configuration plus abuse control that never triggers in
+# the benchmark but that every request still pays for, on top of the ban
+# lookups and the connection count plain moat does too: the site's token
+# bucket (a rate no run comes near), a path rule matched against every
+# request, and a ban rule checked against every answer. Neither list holds
+# 127.0.0.1, so the client is an ordinary untrusted address: never exempt,
+# one bucket. (moat's default never_ban, which plain moat keeps, exempts it.)
+GUARD_TOP = """trusted_proxies: [ 192.0.2.10 ]
+never_ban: [ 198.51.100.0/24 ]
+"""
+GUARD_SITE = """    limit: 1000000/s burst 1000000
+    path_limits:
+      - { match: "POST /x/**", limit: "2/s" }
+    ban:
+      - { match: "POST /api/auth/login", status: [401, 403], after: 5 in 10m, for: 1h }
+"""
+
+
+def moat_guard_conf(d, port, origin, cert, key):
+    return GUARD_TOP + moat_conf(d, port, origin, cert, key) + GUARD_SITE
+
+
 class Server:
     """One started program: name, port, config text, pid tree."""
 
@@ -294,9 +316,10 @@ def start_proxy(name, d, origin_port, cert, key, moat_bin):
                    ["caddy", "run", "--config", "{conf}", "--adapter", "caddyfile"],
                    env={"GOMAXPROCS": "1", "HOME": d, "XDG_DATA_HOME": d + "/xdg-data",
                         "XDG_CONFIG_HOME": d + "/xdg-config"})
-    elif name == "moat":
-        s = Server(name, d, port, moat_conf(d, port, origin_port, cert, key), "moat.yaml",
-                   [moat_bin, "run", "-c", "{conf}"])
+    elif name in ("moat", "moat-guard"):
+        conf = (moat_conf if name == "moat" else moat_guard_conf)(d, port, origin_port,
+                                                                   cert, key)
+        s = Server(name, d, port, conf, "moat.yaml", [moat_bin, "run", "-c", "{conf}"])
     else:
         raise ValueError("unknown proxy %r" % name)
     s.cafile = cert

@@ -7,7 +7,8 @@ order rotated by one every round. Everything it starts is stopped by pid at
 the end, also on an error or Ctrl-C. See bench/README.md.
 
 Environment: BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_WARMUP (2),
-BENCH_ONLY (a,b,c,d), BENCH_PROXIES (moat,nginx,haproxy,caddy), BENCH_CONNS (2000),
+BENCH_ONLY (a,b,c,d), BENCH_PROXIES (moat,nginx,haproxy,caddy; moat-guard is moat
+with abuse control configured), BENCH_CONNS (2000),
 BENCH_SHIM (the built noresume.so, required), MOAT_BIN (build/moat),
 BENCH_OUT (bench/results), BENCH_KEEP=1 keeps the temp dir.
 """
@@ -27,7 +28,8 @@ import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-ALL_PROXIES = ("moat", "nginx", "haproxy", "caddy")
+ALL_PROXIES = ("moat", "moat-guard", "nginx", "haproxy", "caddy")
+DEFAULT_PROXIES = ("moat", "nginx", "haproxy", "caddy")  # moat-guard on request
 ALL_METRICS = ("a", "b", "c", "d")
 
 
@@ -39,7 +41,7 @@ def settings():
         "warmup": int(env("BENCH_WARMUP", "2")),
         "conns": int(env("BENCH_CONNS", "2000")),
         "metrics": [m for m in env("BENCH_ONLY", ",".join(ALL_METRICS)).split(",") if m],
-        "proxies": [p for p in env("BENCH_PROXIES", ",".join(ALL_PROXIES)).split(",") if p],
+        "proxies": [p for p in env("BENCH_PROXIES", ",".join(DEFAULT_PROXIES)).split(",") if p],
         "moat_bin": env("MOAT_BIN") or os.path.join(REPO, "build", "moat"),
         "out": env("BENCH_OUT") or os.path.join(HERE, "results"),
     }
@@ -195,7 +197,7 @@ def main():
                 for name in order:
                     for mid, r in getattr(runner, metric)(procs[name]).items():
                         runs.append(dict(r, round=rnd + 1, proxy=name, metric=mid))
-                        print("  %-9s %-7s %s" % (mid, name, describe(mid, r)), flush=True)
+                        print("  %-9s %-10s %s" % (mid, name, describe(mid, r)), flush=True)
             stop_all(procs, started, configs)
         paths = report.write(s, vers, runs, configs, origin.conf, time.time() - t0)
         print("\n".join(["wrote:"] + paths))

@@ -2,8 +2,10 @@
 # moat against nginx, HAProxy and Caddy on this machine (bench/README.md).
 #   bench/proxy.sh            everything: 3 rounds of 8 s per run (about 12 minutes)
 #   BENCH_ROUNDS=1 BENCH_SECONDS=3 BENCH_ONLY=a,b BENCH_PROXIES=moat,nginx bench/proxy.sh
+#   BENCH_SLOWLORIS=1 bench/proxy.sh   moat under slowloris (bench/slowloris.py), ~10 minutes
 # Installs what is missing (as root, with apt-get), builds moat (release) unless
-# MOAT_BIN names a binary, builds the noresume shim, then runs bench/proxy.py.
+# MOAT_BIN names a binary, builds the noresume shim, then runs bench/proxy.py
+# (or bench/slowloris.py).
 # The report goes to bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +27,8 @@ gcc -std=c17 -O2 -Wall -Wextra -Werror -shared -fPIC -o build/bench/noresume.so 
     bench/noresume.c $(pkg-config --cflags --libs libssl) -ldl
 export BENCH_SHIM=$PWD/build/bench/noresume.so
 
+# BENCH_SLOWLORIS=1 (make bench-slowloris): the slowloris benchmark instead.
+if [ "${BENCH_SLOWLORIS:-}" = 1 ]; then
+  exec /usr/bin/python3 -u bench/slowloris.py
+fi
 exec /usr/bin/python3 -u bench/proxy.py

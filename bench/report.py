@@ -173,6 +173,46 @@ def section(s, runs, proxies, sec):
     return lines + [""]
 
 
+def paired(runs, metric, key, num, den):
+    """Per round: num's figure / den's figure in the same round."""
+    out = []
+    for rnd in sorted({r["round"] for r in runs}):
+        a, b = ([r[key] for r in runs if (r["round"], r["metric"], r["proxy"]) ==
+                 (rnd, metric, who)] for who in (num, den))
+        if a and b and b[0]:
+            out.append(a[0] / b[0])
+    return out
+
+
+def guard_cost(runs):
+    """moat-guard (moat with abuse control configured) against plain moat,
+    paired by round, for every figure both have."""
+    if not any(r["proxy"] == "moat-guard" for r in runs):
+        return []
+    lines = ["## What abuse control costs: moat-guard ÷ moat", "",
+             "moat-guard is moat's configuration plus a site `limit`, a `path_limits` rule, a "
+             "`ban` rule, `trusted_proxies` and `never_ban`, none of which ever triggers here "
+             "and none of which holds 127.0.0.1 (bench/peers.py, `GUARD_*`): every request "
+             "pays the token-bucket take and the path-rule match on top of the ban lookup "
+             "and connection count plain moat does too, every answer the ban-rule check "
+             "with its exemption lookups. The client address is the TCP peer (127.0.0.1 is "
+             "not a trusted proxy, so no X-Forwarded-For walk). The ratio is taken in each "
+             "round between the two runs of that round, then the median (min–max) over the "
+             "rounds; a cost lost in the noise shows as ratios on both sides of 1.00.", "",
+             "| metric | figure | moat | moat-guard | moat-guard ÷ moat |",
+             "|---|---|---|---|---|"]
+    for metric, title, _, figs in SECTIONS:
+        for key, label, fmt, _ in figs:
+            vals = paired(runs, metric, key, "moat-guard", "moat")
+            if not vals:
+                continue
+            lines.append("| %s | %s | %s | %s | %s |" % (
+                title.split(" ", 1)[0], label, _cell(_values(runs, metric, key, "moat"), fmt),
+                _cell(_values(runs, metric, key, "moat-guard"), fmt), _cell(vals, "{:.3f}")))
+    errs = sum(_values(runs, "a", "errors", "moat-guard"))
+    return lines + ["", "moat-guard's errors in (a): %d." % errs, ""]
+
+
 def bar(runs):
     lines = ["| check | moat | bar | |", "|---|---|---|---|"]
     for label, metric, key, kind, limit in BAR:
@@ -202,7 +242,8 @@ def tls13_line(runs):
 
 def write(s, vers, runs, configs, origin_conf, elapsed):
     now = datetime.datetime.now(datetime.timezone.utc)
-    proxies = [p for p in ("moat", "nginx", "haproxy", "caddy") if p in s["proxies"]]
+    proxies = [p for p in ("moat", "moat-guard", "nginx", "haproxy", "caddy")
+               if p in s["proxies"]]
     meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "versions": vers, "elapsed_s": round(elapsed)}
     md = ["# moat vs nginx, HAProxy and Caddy", "",
@@ -216,6 +257,7 @@ def write(s, vers, runs, configs, origin_conf, elapsed):
           "## Bar", ""] + bar(runs) + ["", "## Results", "", tls13_line(runs), ""]
     for sec in SECTIONS:
         md += section(s, runs, proxies, sec)
+    md += guard_cost(runs)
     md += ["## Machine", ""] + ["- %s: %s" % kv for kv in meta["machine"].items()]
     md += ["", "## Versions", ""] + ["- %s: %s" % kv for kv in meta["versions"].items()]
     md += ["", "## Configurations", "",
