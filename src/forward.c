@@ -10,9 +10,9 @@
  * Thread: owning worker only.
  */
 #include "exchange.h"
-#include "guard.h"
 #include "conf.h"
 #include "conn.h"
+#include "guard.h"
 #include "h1.h"
 #include "headers.h"
 #include "log.h"
@@ -283,10 +283,10 @@ static void finish_exchange(struct exchange *x)
 
 /*
  * While the response streams, the timer runs for the side moat waits on:
- * the client's (timeouts.write, counted from the last write it took) while
- * it does not read what is queued for it, else the upstream's
- * (timeouts.response). The upstream is not read
- * while the client lags, so that wait must not count against it.
+ * the client's (timeouts.write, counted from the last time it took any of
+ * it) while it does not read what is queued for it, else the upstream's
+ * (timeouts.response). The upstream is not read while the client lags, so
+ * that wait must not count against it.
  */
 static void response_timers(struct exchange *x)
 {
