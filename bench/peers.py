@@ -6,6 +6,7 @@ the run's temp dir, and stopped by its pid (TERM, then KILL).
 """
 
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -274,13 +275,26 @@ class Server:
             self.name, timeout, last, self.log_tail()))
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc):
+    """TERM by pid, then KILL after 10 s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def remove_work(work):
+    """The run's temp dir goes, unless BENCH_KEEP=1 asks to keep it."""
+    if os.environ.get("BENCH_KEEP") == "1":
+        print("kept %s" % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def start_origin(d):

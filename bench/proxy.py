@@ -204,10 +204,7 @@ def main():
     finally:
         for p in reversed(started):
             p.stop()
-        if os.environ.get("BENCH_KEEP") == "1":
-            print("kept %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        peers.remove_work(work)
 
 
 if __name__ == "__main__":

@@ -180,13 +180,7 @@ class Child:
                     self.proc.args[1], self.proc.returncode, f.read()[-3000:]))
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        peers.stop_process(self.proc)
 
 
 def normal_run(s, moat, d, tag, children):
@@ -343,10 +337,7 @@ def main():
             c.stop()
         for p in reversed(started):
             p.stop()
-        if os.environ.get("BENCH_KEEP") == "1":
-            print("kept %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        peers.remove_work(work)
 
 
 if __name__ == "__main__":
