@@ -46,7 +46,7 @@ static bool exempt(const struct conf *cf, const struct ipaddr *a)
 
 static bool banned(const struct conf *cf, const struct ipaddr *a)
 {
-	return bans_active(a, (int64_t)time(NULL)) && !exempt(cf, a);
+	return bans_active_now(a) && !exempt(cf, a);
 }
 
 #define REFUSAL_LINES 100 /* refused connections logged one by one per second and worker */

@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FILTER_BITS 65536
 #define FILTER_WORDS (FILTER_BITS / 64)
@@ -340,6 +341,14 @@ bool bans_get(const struct ipaddr *a, int64_t now, struct ban *out)
 bool bans_active(const struct ipaddr *a, int64_t now)
 {
 	return bans_get(a, now, NULL);
+}
+
+bool bans_active_now(const struct ipaddr *a)
+{
+	/* the clock is read only when there is a ban to compare it with */
+	if (atomic_load_explicit(&live, memory_order_relaxed) == 0)
+		return false;
+	return bans_get(a, (int64_t)time(NULL), NULL);
 }
 
 struct ban *bans_list(int64_t now, size_t *n)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -79,6 +80,22 @@ static void test_add_check_remove(void **state)
 	assert_int_equal(notified, 2);
 	b.until = b.since;
 	assert_int_equal(bans_add(&b), MOAT_EINVAL);
+}
+
+/* At the current time: nothing with an empty table, the ban once made. */
+static void test_active_now(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct ban b = ban_on("192.0.2.77", now - 10, now + 600);
+	struct ipaddr a = addr("192.0.2.77");
+
+	assert_false(bans_active_now(&a));
+	assert_int_equal(bans_add(&b), 0);
+	assert_true(bans_active_now(&a));
+	b.until = now - 1;
+	b.since = now - 20;
+	assert_int_equal(bans_add(&b), 0);      /* replaced by one that has ended */
+	assert_false(bans_active_now(&a));
 }
 
 /* An IPv6 ban covers the /64: rotating addresses inside it does not help. */
@@ -508,6 +525,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_check_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_active_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded_evicts_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire_and_load, setup, teardown),
