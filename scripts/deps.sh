@@ -10,7 +10,7 @@ what=${1:-build}
 build=(gcc libc6-dev make cmake pkg-config libuv1-dev libssl-dev libyaml-dev libjansson-dev
        libnghttp2-dev libcurl4-openssl-dev openssl ca-certificates)
 test=(libcmocka-dev curl python3 python3-websockets python3-h2 python3-cryptography
-      nginx socat procps iproute2 faketime slowhttptest)
+      nginx socat procps iproute2 faketime slowhttptest pebble bind9 bind9-dnsutils)
 fuzz=(clang libclang-rt-dev)
 bench=(nginx haproxy caddy wrk nghttp2-client python3)
 

@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "confabuse.h"
+#include "confacme.h"
 #include "confaccess.h"
 #include "confdoc.h"
 #include "confval.h"
@@ -242,28 +243,7 @@ static void parse_access_log(struct ctx *x, const yaml_node_t *n)
 static bool duration(struct ctx *x, const yaml_node_t *n, const char *what,
 		     uint64_t min_ms, uint64_t max_ms, uint64_t *ms)
 {
-	const char *t = confdoc_scalar(&x->d, n, what, "\"10s\"");
-	bool ok = false;
-	int rc;
-
-	if (t == NULL)
-		goto out;
-	rc = confval_duration(t, ms);
-	if (rc == MOAT_EINVAL) {
-		err(x, n, "\"%s\" is not a valid duration for %s; expected a whole number with "
-		    "a unit ms, s, m, h or d, like \"10s\"", t, what);
-	} else if (rc < 0 || *ms > max_ms) {
-		err(x, n, "\"%s\" is too long for %s; the maximum is %llums (about %llud)", t,
-		    what, (unsigned long long)max_ms, (unsigned long long)(max_ms / 86400000u));
-	} else if (*ms < min_ms) {
-		err(x, n, "\"%s\" is too short for %s; expected at least %llu%s", t, what,
-		    (unsigned long long)(min_ms % 1000 ? min_ms : min_ms / 1000),
-		    min_ms % 1000 ? "ms" : "s");
-	} else {
-		ok = true;
-	}
-out:
-	return ok;
+	return confdoc_duration(&x->d, n, what, min_ms, max_ms, ms);
 }
 
 static void parse_timeouts(struct ctx *x, const yaml_node_t *n)
@@ -404,60 +384,6 @@ static void parse_to(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
 	}
 }
 
-/* An existing regular file we can open; the contents are checked by tls.c. */
-static void check_readable(struct ctx *x, const yaml_node_t *n, const char *what,
-			   const char *path)
-{
-	char *why = NULL;
-
-	if (confval_check_readable(what, path, &why) < 0)
-		err(x, n, "%s", why);
-	free(why);
-}
-
-static void parse_tls(struct ctx *x, const yaml_node_t *n, struct conf_site *s)
-{
-	static const char *const keys[] = { "cert", "key" };
-	static const char *const names[] = { "certificate", "key" };
-	char **dst[] = { &s->cert_file, &s->key_file };
-	char *where = NULL;
-	struct confdoc_field f[2];
-	const char *t;
-	size_t i;
-
-	if (n->type == YAML_SCALAR_NODE) {
-		t = confdoc_text(&x->d, n);
-		if (t != NULL && strcmp(t, "internal") != 0)
-			err(x, n, "\"%s\" is not a valid tls setting for site \"%s\"; expected "
-			    "internal or { cert: FILE, key: FILE }", t, s->host);
-		s->tls = CONF_TLS_INTERNAL;
-		return;
-	}
-	where = xasprintf("in tls of site \"%s\"", s->host);
-	if (!confdoc_fields(&x->d, n, "tls", where, "{ cert: FILE, key: FILE }", keys, 2, f))
-		goto out;
-	s->tls = CONF_TLS_FILES;
-	for (i = 0; i < 2; i++) {
-		if (f[i].val == NULL) {
-			err(x, n, "tls of site \"%s\" needs both \"cert\" and \"key\"; \"%s\" "
-			    "is missing", s->host, keys[i]);
-			continue;
-		}
-		t = confdoc_scalar(&x->d, f[i].val, keys[i], "\"certs/app.pem\"");
-		if (t == NULL)
-			continue;
-		if (t[0] == '\0') {
-			err(x, f[i].val, "tls %s of site \"%s\" must not be empty; expected a "
-			    "file path", keys[i], s->host);
-			continue;
-		}
-		*dst[i] = confval_path(x->dir, t);
-		check_readable(x, f[i].val, names[i], *dst[i]);
-	}
-out:
-	free(where);
-}
-
 static bool site_bool(struct ctx *x, const yaml_node_t *n, const char *key,
 		      const struct conf_site *s, bool *v)
 {
@@ -524,8 +450,7 @@ static void parse_site_body(struct ctx *x, const yaml_node_t *key,
 	else
 		err(x, key, "site \"%s\" has no upstream; add to: http://127.0.0.1:9000",
 		    s->host);
-	if (f[1].val != NULL)
-		parse_tls(x, f[1].val, s);
+	confacme_site(&x->d, x->dir, f[1].val, s);
 	if (f[2].val != NULL && site_bool(x, f[2].val, "default", s, &s->is_default) &&
 	    s->is_default) {
 		if (x->default_node != NULL)
@@ -675,13 +600,13 @@ static void parse_root(struct ctx *x, const yaml_node_t *root)
 {
 	static const char *const keys[] = {
 		"data", "listen", "workers", "access_log", "timeouts", "limits", "sites",
-		CONFABUSE_ROOT_KEYS
+		CONFABUSE_ROOT_KEYS, CONFACME_ROOT_KEYS
 	};
-	struct confdoc_field f[7 + CONFABUSE_NROOT];
+	struct confdoc_field f[7 + CONFABUSE_NROOT + CONFACME_NROOT];
 
 	if (!confdoc_fields(&x->d, root, "the configuration", "at the top level",
 			    "\"sites: { app.example.org: { to: http://127.0.0.1:9000 } }\"",
-			    keys, 7 + CONFABUSE_NROOT, f))
+			    keys, 7 + CONFABUSE_NROOT + CONFACME_NROOT, f))
 		return;
 	/* before the listeners, which check proxy_protocol against trusted_proxies */
 	confabuse_root(&x->d, f + 7, x->c);
@@ -697,6 +622,7 @@ static void parse_root(struct ctx *x, const yaml_node_t *root)
 		parse_timeouts(x, f[4].val);
 	if (f[5].val != NULL)
 		parse_limits(x, f[5].val);
+	confacme_root(&x->d, x->dir, f + 7 + CONFABUSE_NROOT, x->c);
 	if (f[6].val != NULL)
 		parse_sites(x, f[6].val);
 	else
@@ -726,6 +652,7 @@ static struct conf *conf_new(const char *file)
 	c->conns_per_client = 256;
 	c->ban_table = BANS_DEFAULT_CAP;
 	confabuse_defaults(c);
+	confacme_defaults(c);
 	return c;
 }
 
@@ -759,6 +686,8 @@ out:
 		if (x.c->sites[i].is_default)
 			x.c->default_site = &x.c->sites[i];
 	}
+	if (root != NULL)
+		confacme_check(&x.d, x.c);
 	if (confdoc_has_errors(&x.d)) {
 		*errs = confdoc_errors(&x.d);
 		conf_free(x.c);
@@ -924,6 +853,7 @@ void conf_free(struct conf *c)
 	}
 	free(c->sites);
 	confabuse_free(c);
+	confacme_free(c);
 	free_addrs(c->http, c->nhttp);
 	free_addrs(c->https, c->nhttps);
 	free(c->access_log);

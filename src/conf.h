@@ -39,6 +39,69 @@ struct conf_upstream {
 enum conf_tls {
 	CONF_TLS_INTERNAL = 0, /* moat's internal CA issues and renews the certificate */
 	CONF_TLS_FILES,        /* operator-provided cert + key files */
+	CONF_TLS_ACME,         /* an ACME CA issues it; moat renews it (confacme.c) */
+};
+
+/* Which ACME challenge a site's certificate is validated with. */
+enum conf_chal {
+	CONF_CHAL_AUTO = 0,  /* TLS-ALPN-01 or HTTP-01 (by listener); DNS-01 for wildcards */
+	CONF_CHAL_HTTP,      /* tls: { acme: http } */
+	CONF_CHAL_TLSALPN,   /* tls: { acme: tls-alpn } */
+	CONF_CHAL_DNS,       /* tls: { acme: dns } (needs acme.dns) */
+};
+
+enum conf_dns_provider {
+	CONF_DNS_NONE = 0,
+	CONF_DNS_DUCKDNS,  /* DuckDNS's HTTP API */
+	CONF_DNS_RFC2136,  /* TSIG-signed dynamic updates (RFC 2136, RFC 8945) */
+};
+
+enum conf_tsig_alg {
+	CONF_TSIG_SHA256 = 0, /* hmac-sha256, the default */
+	CONF_TSIG_SHA512,     /* hmac-sha512 */
+	CONF_TSIG_SHA1,       /* hmac-sha1 (older servers) */
+};
+
+/* acme.dns: how DNS-01 TXT records are set and cleared. */
+struct conf_dns {
+	enum conf_dns_provider provider;
+	/* duckdns */
+	char *token;          /* secret */
+	char *url;            /* update endpoint (default https://www.duckdns.org/update) */
+	char *domain;         /* DuckDNS subdomain to write to (default: from the name) */
+	/* rfc2136 */
+	struct conf_addr server;  /* primary name server taking updates */
+	char *zone;           /* zone to update, with trailing dot; NULL: found by SOA query */
+	char *key_name;       /* TSIG key name, lowercase, with trailing dot */
+	unsigned char *key;   /* TSIG secret (decoded base64), secret */
+	size_t key_len;
+	enum conf_tsig_alg alg;
+	/* both */
+	struct conf_addr resolver; /* where to look for the TXT record before asking the
+				    * CA (rfc2136 default: server; duckdns: none, salen 0) */
+	uint32_t ttl;              /* TXT record TTL, seconds (default 60) */
+	uint32_t propagation_ms;   /* give up waiting for the record after (default 2m) */
+	uint32_t settle_ms;        /* fixed wait when there is no resolver (default 30s) */
+};
+
+/* The acme: section. Present or not, ACME sites use it (with defaults). */
+struct conf_acme {
+	char *email;          /* NULL: no contact */
+	char *directory;      /* default Let's Encrypt production */
+	char *ca_roots;       /* absolute PEM file of extra roots for the CA's API, or NULL */
+	struct conf_dns dns;
+	uint64_t renew_before_ms; /* 0: when a third of the lifetime remains */
+};
+
+/* ddns.duckdns: keep DuckDNS names pointed at this network's address. */
+struct conf_ddns {
+	bool on;
+	char **domains;       /* DuckDNS subdomains ("example" for example.duckdns.org) */
+	size_t ndomains;
+	char *token;          /* secret */
+	char *url;            /* update endpoint (default https://www.duckdns.org/update) */
+	char *ca_roots;       /* extra roots for url (tests), absolute, or NULL */
+	uint32_t every_ms;    /* update interval (default 5m) */
 };
 
 enum conf_clients {
@@ -76,6 +139,7 @@ struct conf_site {
 	size_t nup;
 	_Atomic unsigned rr; /* runtime: round-robin position */
 	enum conf_tls tls;
+	enum conf_chal chal; /* CONF_TLS_ACME only */
 	char *cert_file;   /* absolute; CONF_TLS_FILES only */
 	char *key_file;
 	bool is_default;   /* answer unknown SNI / Host with this site */
@@ -129,6 +193,8 @@ struct conf {
 	struct cidr *never_ban;    /* default 127.0.0.1, ::1 */
 	size_t nnever_ban;
 	enum clientip_header ip_header; /* client_ip_header */
+	struct conf_acme acme;
+	struct conf_ddns ddns;
 	struct conf_site *sites;
 	size_t nsites;
 	const struct conf_site *default_site; /* NULL unless a site has default: true */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "confval.h"
 #include "util.h"
 
 /* Past this many errors the rest are counted, not listed: the file is
@@ -418,6 +419,34 @@ bool confdoc_fields(struct confdoc *x, const yaml_node_t *map, const char *what,
 		}
 	}
 	ok = true;
+out:
+	return ok;
+}
+
+bool confdoc_duration(struct confdoc *x, const yaml_node_t *n, const char *what,
+		      uint64_t min_ms, uint64_t max_ms, uint64_t *ms)
+{
+	const char *t = confdoc_scalar(x, n, what, "\"10s\"");
+	bool ok = false;
+	int rc;
+
+	if (t == NULL)
+		goto out;
+	rc = confval_duration(t, ms);
+	if (rc == MOAT_EINVAL) {
+		confdoc_err(x, n, "\"%s\" is not a valid duration for %s; expected a whole "
+			    "number with a unit ms, s, m, h or d, like \"10s\"", t, what);
+	} else if (rc < 0 || *ms > max_ms) {
+		confdoc_err(x, n, "\"%s\" is too long for %s; the maximum is %llums (about %llud)",
+			    t, what, (unsigned long long)max_ms,
+			    (unsigned long long)(max_ms / 86400000u));
+	} else if (*ms < min_ms) {
+		confdoc_err(x, n, "\"%s\" is too short for %s; expected at least %llu%s", t, what,
+			    (unsigned long long)(min_ms % 1000 ? min_ms : min_ms / 1000),
+			    min_ms % 1000 ? "ms" : "s");
+	} else {
+		ok = true;
+	}
 out:
 	return ok;
 }

@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <yaml.h>
 
 struct confdoc_err {
@@ -99,5 +100,10 @@ bool confdoc_is_null(const yaml_node_t *n);
 bool confdoc_fields(struct confdoc *x, const yaml_node_t *map,
 		    const char *what, const char *where, const char *example,
 		    const char *const *keys, size_t nkeys, struct confdoc_field *out);
+
+/* A duration scalar ("10s") between min_ms and max_ms into *ms; false
+ * after reporting why not (what names the setting in the message). */
+bool confdoc_duration(struct confdoc *x, const yaml_node_t *n, const char *what,
+		      uint64_t min_ms, uint64_t max_ms, uint64_t *ms);
 
 #endif

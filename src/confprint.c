@@ -166,6 +166,48 @@ static void print_abuse(const struct conf *c, FILE *out)
 	}
 }
 
+/* How an ACME site's certificate is validated. */
+static const char *acme_challenge_text(const struct conf *c, const struct conf_site *s)
+{
+	if (s->host[0] == '*' || s->chal == CONF_CHAL_DNS)
+		return c->acme.dns.provider == CONF_DNS_RFC2136 ? "dns-01 via rfc2136" :
+			"dns-01 via duckdns";
+	if (s->chal == CONF_CHAL_HTTP)
+		return "http-01";
+	if (s->chal == CONF_CHAL_TLSALPN)
+		return "tls-alpn-01";
+	return c->nhttp > 0 ? "tls-alpn-01 or http-01" : "tls-alpn-01";
+}
+
+static void print_acme(const struct conf *c, FILE *out)
+{
+	bool any = false;
+	size_t i;
+
+	for (i = 0; i < c->nsites; i++)
+		any = any || c->sites[i].tls == CONF_TLS_ACME;
+	if (any) {
+		fprintf(out, "\nACME: %s, account %s", c->acme.directory,
+			c->acme.email != NULL ? c->acme.email : "without email");
+		if (c->acme.dns.provider != CONF_DNS_NONE)
+			fprintf(out, ", DNS-01 through %s",
+				c->acme.dns.provider == CONF_DNS_DUCKDNS ? "DuckDNS" : c->acme.dns.server.text);
+		if (c->acme.renew_before_ms > 0)
+			fprintf(out, ", renewed %llu h before expiry",
+				(unsigned long long)(c->acme.renew_before_ms / 3600000u));
+		else
+			fputs(", renewed when a third of the lifetime remains", out);
+		fputs("\n  until a certificate arrives, the site is served one from the internal CA\n",
+		      out);
+	}
+	if (c->ddns.on) {
+		fputs("\ndynamic DNS: DuckDNS keeps ", out);
+		for (i = 0; i < c->ddns.ndomains; i++)
+			fprintf(out, "%s%s.duckdns.org", i ? ", " : "", c->ddns.domains[i]);
+		fprintf(out, " pointed at this network's address, every %us\n", c->ddns.every_ms / 1000);
+	}
+}
+
 /* The four cells of one site's row (heap strings). */
 static void site_cells(const struct conf *c, const struct conf_site *s,
 		       char *cell[NCOLS])
@@ -176,6 +218,8 @@ static void site_cells(const struct conf *c, const struct conf_site *s,
 	cell[0] = xasprintf("%s%s", s->host, s->is_default ? " (default)" : "");
 	if (s->tls == CONF_TLS_FILES)
 		cell[1] = xasprintf("files: %s", s->cert_file);
+	else if (s->tls == CONF_TLS_ACME)
+		cell[1] = xasprintf("ACME, %s", acme_challenge_text(c, s));
 	else
 		cell[1] = xstrdup("internal CA");
 	ups = xstrdup(s->welcome ? "welcome page" : "");
@@ -234,6 +278,7 @@ void confprint_table(const struct conf *c, FILE *out)
 			free(cells[i][j]);
 	}
 	free(cells);
+	print_acme(c, out);
 	print_policies(c, out);
 	print_abuse(c, out);
 }

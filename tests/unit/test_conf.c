@@ -272,7 +272,7 @@ static void test_values(void **state)
 	 * by default. */
 	c = parse_ok(dir, "sites:\n"
 		     "  App.Example.ORG.: { to: HTTP://LocalHost:8080/, hsts: false }\n"
-		     "  \"*.home.example.org\": { to: \"http://127.0.0.1\", default: false }\n"
+		     "  \"*.home.example.org\": { to: \"http://127.0.0.1\", default: false, tls: internal }\n"
 		     "  \"::1\": { to: \"http://[::1]:9000\" }\n"
 		     "  127.0.0.1: { to: [\"http://127.0.0.1:1\"], redirect: false }\n");
 	assert_int_equal(c->nsites, 4);
@@ -288,6 +288,13 @@ static void test_values(void **state)
 	assert_string_equal(c->sites[2].up[0].addr.text, "[::1]:9000");
 	assert_string_equal(c->sites[3].host, "127.0.0.1");
 	assert_false(c->sites[3].redirect);
+	/* tls: auto (the default): ACME for public names, the internal CA for
+	 * addresses */
+	assert_int_equal(c->sites[0].tls, CONF_TLS_ACME);
+	assert_int_equal(c->sites[0].chal, CONF_CHAL_AUTO);
+	assert_int_equal(c->sites[1].tls, CONF_TLS_INTERNAL);
+	assert_int_equal(c->sites[2].tls, CONF_TLS_INTERNAL);
+	assert_int_equal(c->sites[3].tls, CONF_TLS_INTERNAL);
 	conf_free(c);
 
 	/* A name resolves to one listener per distinct address. */
@@ -388,7 +395,7 @@ static const struct err_case err_cases[] = {
 	{ "unknown top-level key",
 	  "listn: x\n" SITES,
 	  "moat.yaml:1:1: unknown key \"listn\" at the top level; valid keys: data, listen, "
-	  "workers, access_log, timeouts, limits, sites, trusted_proxies, never_ban, client_ip_header\n", false },
+	  "workers, access_log, timeouts, limits, sites, trusted_proxies, never_ban, client_ip_header, acme, ddns\n", false },
 	{ "unknown listen key",
 	  "listen:\n  htps: \":443\"\n" SITES,
 	  "moat.yaml:2:3: unknown key \"htps\" in listen; valid keys: http, https\n", false },
@@ -450,7 +457,7 @@ static const struct err_case err_cases[] = {
 	{ "unknown tls key",
 	  "sites:\n  a.b: { to: \"http://127.0.0.1:1\", tls: { crt: x, cert: certs/files.pem, "
 	  "key: certs/files.key } }\n",
-	  "moat.yaml:2:43: unknown key \"crt\" in tls of site \"a.b\"; valid keys: cert, key\n", false },
+	  "moat.yaml:2:43: unknown key \"crt\" in tls of site \"a.b\"; valid keys: cert, key, acme\n", false },
 	{ "duplicate key",
 	  "workers: 2\nworkers: 3\n" SITES,
 	  "moat.yaml:2:1: duplicate key \"workers\" at the top level; it was already given at "
@@ -589,9 +596,66 @@ static const struct err_case err_cases[] = {
 	  "sites:\n  a.b: { to: \"http://127.0.0.1:1\", hsts: 10ms }\n",
 	  "moat.yaml:2:42: \"10ms\" is too short for hsts in site \"a.b\"; expected at least 1s\n", false },
 	{ "bad tls",
-	  "sites:\n  a.b: { to: \"http://127.0.0.1:1\", tls: acme }\n",
-	  "moat.yaml:2:41: \"acme\" is not a valid tls setting for site \"a.b\"; expected internal "
-	  "or { cert: FILE, key: FILE }\n", false },
+	  "sites:\n  a.b: { to: \"http://127.0.0.1:1\", tls: letsencrypt }\n",
+	  "moat.yaml:2:41: \"letsencrypt\" is not a valid tls setting for site \"a.b\"; expected "
+	  "auto, internal, acme, { acme: dns } or { cert: FILE, key: FILE }\n", false },
+	{ "wildcard without dns",
+	  "sites:\n  \"*.home.example.org\": { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:2:3: site \"*.home.example.org\" needs a DNS-01 challenge (wildcard certificates can only be validated by DNS), but acme.dns is not set; add acme: { dns: { provider: duckdns, token: \"${DUCKDNS_TOKEN}\" } } (or rfc2136), or use tls: internal\n", false },
+	{ "wildcard with http-01",
+	  "acme: { dns: { provider: duckdns, token: t } }\nsites:\n  \"*.x.duckdns.org\": { to: \"http://127.0.0.1:1\", tls: { acme: http } }\n",
+	  "moat.yaml:3:3: site \"*.x.duckdns.org\" is a wildcard; its certificate can only be validated by DNS-01: use tls: { acme: dns }\n", false },
+	{ "unknown challenge",
+	  "sites:\n  a.example.org: { to: \"http://127.0.0.1:1\", tls: { acme: smoke } }\n",
+	  "moat.yaml:2:59: \"smoke\" is not an ACME challenge for site \"a.example.org\"; expected auto, http, tls-alpn or dns\n", false },
+	{ "acme and files",
+	  "sites:\n  a.example.org: { to: \"http://127.0.0.1:1\", tls: { acme: http, cert: c.pem } }\n",
+	  "moat.yaml:2:51: tls of site \"a.example.org\" has both acme and cert/key; choose one: { acme: dns } or { cert: FILE, key: FILE }\n", false },
+	{ "acme on an address",
+	  "sites:\n  127.0.0.1: { to: \"http://127.0.0.1:1\", tls: acme }\n",
+	  "moat.yaml:2:3: site \"127.0.0.1\" is an IP address; ACME certificates here are for names only; use tls: internal\n", false },
+	{ "unknown dns provider",
+	  "acme: { dns: { provider: route53 } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:26: \"route53\" is not a DNS provider moat knows; expected duckdns or rfc2136\n", false },
+	{ "duckdns without token",
+	  "acme: { dns: { provider: duckdns } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:14: acme.dns with provider duckdns needs token: \"${DUCKDNS_TOKEN}\" (shown at the top of duckdns.org when signed in)\n", false },
+	{ "rfc2136 key of duckdns",
+	  "acme: { dns: { provider: rfc2136, server: \"127.0.0.1:53\", key_name: k, key_secret: \"c2VjcmV0c2VjcmV0c2VjcmV0\", token: t } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:112: acme.dns.token belongs to provider duckdns, not rfc2136\n", false },
+	{ "rfc2136 without secret",
+	  "acme: { dns: { provider: rfc2136, server: \"127.0.0.1:53\", key_name: k } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:14: acme.dns with provider rfc2136 needs server, key_name and key_secret; \"key_secret\" is missing\n", false },
+	{ "rfc2136 bad secret",
+	  "acme: { dns: { provider: rfc2136, server: \"127.0.0.1:53\", key_name: k, key_secret: \"c2Vj\" } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:84: acme.dns.key_secret must be the base64 secret of a TSIG key (at least 16 bytes), as printed by \"tsig-keygen -a hmac-sha256 moat\"\n", false },
+	{ "rfc2136 bad server",
+	  "acme: { dns: { provider: rfc2136, server: \"127.0.0.1:dns\", key_name: k, key_secret: \"c2VjcmV0c2VjcmV0c2VjcmV0\" } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:43: \"127.0.0.1:dns\" is not a usable address for acme.dns.server; expected \"HOST:PORT\" or \"[IPv6]:PORT\" of a DNS server, like \"127.0.0.1:53\"\n", false },
+	{ "acme directory over http",
+	  "acme: { directory: \"http://ca.example.org/dir\" }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:20: acme.directory \"http://ca.example.org/dir\": plain http is allowed only to a loopback address; use https://\n", false },
+	{ "acme bad email",
+	  "acme: { email: \"me at home\" }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:16: \"me at home\" is not an email address for acme.email; expected something like me@example.org\n", false },
+	{ "acme renew_before too short",
+	  "acme: { renew_before: 10s }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:23: \"10s\" is too short for acme.renew_before; expected at least 60s\n", false },
+	{ "ddns empty domains",
+	  "ddns: { duckdns: { domains: [], token: t } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:29: ddns.duckdns.domains has 0 entries; expected 1 to 32\n", false },
+	{ "ddns bad domain",
+	  "ddns: { duckdns: { domains: [ \"my home\" ], token: t } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:31: \"my home\" is not a DuckDNS subdomain; expected a label like \"example\" (for example.duckdns.org)\n", false },
+	{ "ddns every zero",
+	  "ddns: { duckdns: { domains: [ x ], token: t, every: 0s } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:53: \"0s\" is too short for ddns.duckdns.every; expected at least 1s\n", false },
+	{ "ddns without token",
+	  "ddns: { duckdns: { domains: [ x ] } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:18: ddns.duckdns needs token: \"${DUCKDNS_TOKEN}\"\n", false },
+	{ "ddns url not loopback http",
+	  "ddns: { duckdns: { domains: [ x ], token: t, url: \"http://duck.example.org/update\" } }\nsites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n",
+	  "moat.yaml:1:51: ddns.duckdns.url \"http://duck.example.org/update\": plain http is allowed only to a loopback address; use https://\n", false },
 	{ "tls without key",
 	  "sites:\n  a.b: { to: \"http://127.0.0.1:1\", tls: { cert: certs/files.pem } }\n",
 	  "moat.yaml:2:41: tls of site \"a.b\" needs both \"cert\" and \"key\"; \"key\" is "
@@ -952,12 +1016,75 @@ static void test_relative_dir(void **state)
 
 /* ---- lookup, demo, table ------------------------------------------------ */
 
+/* The acme and ddns sections as moat uses them: paths absolute, names
+ * canonical, the TSIG secret decoded, defaults where nothing was said. */
+static void test_acme_values(void **state)
+{
+	const char *dir = *state;
+	struct conf *c = parse_ok(dir,
+		"acme:\n"
+		"  email: me@example.org\n"
+		"  directory: https://127.0.0.1:14000/dir\n"
+		"  ca_roots: certs/files.pem\n"
+		"  renew_before: 30d\n"
+		"  dns: { provider: rfc2136, server: \"127.0.0.1:5353\", key_name: Moat,\n"
+		"         key_secret: \"c2VjcmV0c2VjcmV0c2VjcmV0\", algorithm: HMAC-SHA512,\n"
+		"         zone: Example.TEST, ttl: 30, propagation: 45s }\n"
+		"ddns:\n"
+		"  duckdns: { domains: [ example, Other.duckdns.org ], token: \"tok\", every: 1s }\n"
+		"sites:\n"
+		"  a.example.test: { to: \"http://127.0.0.1:1\", tls: acme }\n"
+		"  b.example.test: { to: \"http://127.0.0.1:1\", tls: { acme: tls-alpn } }\n"
+		"  \"*.w.example.org\": { to: \"http://127.0.0.1:1\" }\n"
+		"  nas.lan: { to: \"http://127.0.0.1:1\" }\n"
+		"  files.example.org: { to: \"http://127.0.0.1:1\", tls: { cert: certs/files.pem, key: certs/files.key } }\n");
+	char *roots = xasprintf("%s/certs/files.pem", dir);
+
+	assert_string_equal(c->acme.email, "me@example.org");
+	assert_string_equal(c->acme.directory, "https://127.0.0.1:14000/dir");
+	assert_string_equal(c->acme.ca_roots, roots);
+	assert_int_equal(c->acme.renew_before_ms, 30ull * 86400 * 1000);
+	assert_int_equal(c->acme.dns.provider, CONF_DNS_RFC2136);
+	assert_string_equal(c->acme.dns.server.text, "127.0.0.1:5353");
+	assert_string_equal(c->acme.dns.key_name, "moat.");
+	assert_string_equal(c->acme.dns.zone, "example.test.");
+	assert_int_equal(c->acme.dns.key_len, 18);
+	assert_memory_equal(c->acme.dns.key, "secretsecretsecret", 18);
+	assert_int_equal(c->acme.dns.alg, CONF_TSIG_SHA512);
+	assert_int_equal(c->acme.dns.ttl, 30);
+	assert_int_equal(c->acme.dns.propagation_ms, 45000);
+	assert_int_equal(c->acme.dns.resolver.salen, 0);
+	assert_true(c->ddns.on);
+	assert_int_equal(c->ddns.ndomains, 2);
+	assert_string_equal(c->ddns.domains[0], "example");
+	assert_string_equal(c->ddns.domains[1], "other");
+	assert_string_equal(c->ddns.token, "tok");
+	assert_string_equal(c->ddns.url, "https://www.duckdns.org/update");
+	assert_int_equal(c->ddns.every_ms, 1000);
+	assert_int_equal(c->sites[0].tls, CONF_TLS_ACME);
+	assert_int_equal(c->sites[0].chal, CONF_CHAL_AUTO);
+	assert_int_equal(c->sites[1].chal, CONF_CHAL_TLSALPN);
+	assert_int_equal(c->sites[2].tls, CONF_TLS_ACME);
+	assert_int_equal(c->sites[3].tls, CONF_TLS_INTERNAL);
+	assert_int_equal(c->sites[4].tls, CONF_TLS_FILES);
+	free(roots);
+	conf_free(c);
+
+	/* without the sections: Let's Encrypt, no DNS provider, no ddns */
+	c = parse_ok(dir, "sites:\n  a.localhost: { to: \"http://127.0.0.1:1\" }\n");
+	assert_string_equal(c->acme.directory, "https://acme-v02.api.letsencrypt.org/directory");
+	assert_null(c->acme.email);
+	assert_int_equal(c->acme.dns.provider, CONF_DNS_NONE);
+	assert_false(c->ddns.on);
+	conf_free(c);
+}
+
 static void test_find_site(void **state)
 {
 	struct conf *c = parse_ok(*state,
 		"sites:\n"
 		"  app.example.org: { to: \"http://127.0.0.1:1\" }\n"
-		"  \"*.example.org\": { to: \"http://127.0.0.1:2\" }\n"
+		"  \"*.example.org\": { to: \"http://127.0.0.1:2\", tls: internal }\n"
 		"  fallback.example.net: { to: \"http://127.0.0.1:3\", default: true }\n");
 	static const struct {
 		const char *host;
@@ -1284,6 +1411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_site, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acme_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_table, setup, teardown),

@@ -7,11 +7,13 @@
 #define MOAT_TESTFS_H
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fsutil.h"
+#include "util.h"
 
 static inline int testfs_rm_entry(const char *path, const struct stat *st, int flag,
 				  struct FTW *ftw)
@@ -49,6 +51,49 @@ static inline void testfs_assert_mode(const char *path, unsigned want)
 	snprintf(want_s, sizeof(want_s), "%04o", want);
 	if (strcmp(got_s, want_s) != 0)
 		fail_msg("%s: mode %s, want %s", path, got_s, want_s);
+}
+
+/* Write data[0..len) to path (a test fixture; not atomic). */
+static inline void testfs_write(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* stdout (and whatever the command redirects there) of a shell command
+ * formatted like printf: the independent checkers (openssl, python3) the
+ * crypto tests compare against. Caller frees. */
+static inline char *testfs_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *testfs_run(const char *fmt, ...)
+{
+	size_t cap = 4096, n = 0, got;
+	char *buf = xmalloc(cap), cmd[2048];
+	va_list ap;
+	FILE *f;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_true(len > 0 && (size_t)len < sizeof(cmd));
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	for (;;) {
+		got = fread(buf + n, 1, cap - 1 - n, f);
+		if (got == 0)
+			break;
+		n += got;
+		if (n == cap - 1) {
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	buf[n] = '\0';
+	pclose(f);
+	return buf;
 }
 
 #endif
