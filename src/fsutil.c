@@ -67,6 +67,15 @@ out:
 	return rc;
 }
 
+int fs_rename_durable(const char *from, const char *to)
+{
+	if (rename(from, to) < 0 || fsync_dir(to) < 0) {
+		log_error("fs_rename_durable: %s -> %s: %s", from, to, strerror(errno));
+		return MOAT_EIO;
+	}
+	return 0;
+}
+
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char *tmp = NULL;

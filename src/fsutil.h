@@ -15,6 +15,10 @@
  * Returns 0 or MOAT_EIO (logged with the path and errno). */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* rename(from, to), then fsync to's directory. Returns 0 or MOAT_EIO
+ * (logged). */
+int fs_rename_durable(const char *from, const char *to);
+
 /* mkdir -p; the final directory gets mode 0700 (fixed if it exists looser).
  * Returns 0 or MOAT_EIO. */
 int fs_mkdir_private(const char *path);

@@ -13,6 +13,7 @@
  */
 #include "proxy.h"
 #include "exchange.h"
+#include "acme_chal.h"
 #include "clientcert.h"
 #include "conf.h"
 #include "conn.h"
@@ -265,6 +266,34 @@ static bool check_guard(struct conn *c, struct exchange *x, struct h1_msg *m)
 	return false;
 }
 
+/*
+ * An ACME CA validating an HTTP-01 challenge (RFC 8555 8.3): a GET or HEAD
+ * of ACME_CHAL_PREFIX <token> for a (host, token) the ACME thread
+ * published is answered with the key authorization, on either listener.
+ * It comes before rate limits and bans, redirects and the client policy,
+ * since the CA's validators follow none of them (and a redirect to https
+ * would fail for a name whose certificate is what is being obtained); the
+ * answer is a public value. Any other path, or an unknown token, goes the
+ * normal way. False when the request is not such a validation.
+ */
+static bool answer_challenge(struct conn *c, struct exchange *x, struct h1_msg *m,
+			     const char *host)
+{
+	char ka[ACME_CHAL_KEYAUTH_MAX + 1];
+	const char *token;
+
+	if (x->m != H1_M_GET && x->m != H1_M_HEAD)
+		return false;
+	token = acme_chal_http_token(x->path);
+	if (token == NULL || !acme_chal_http_get(host, token, ka, sizeof(ka)))
+		return false;
+	conn_consume(c, m->head_len);
+	x->req_done = true;
+	proxy_respond_ct(c, x, 200, "text/plain", ka, "Cache-Control: no-store\r\n",
+			 m->framing != H1_BODY_NONE || x->client_close || x->http10);
+	return true;
+}
+
 /* Everything decided from the head, before any upstream is involved. */
 static void start_exchange(struct conn *c, struct h1_msg *m)
 {
@@ -321,6 +350,8 @@ static void start_exchange(struct conn *c, struct h1_msg *m)
 	}
 	free(x->path);
 	x->path = path;
+	if (answer_challenge(c, x, m, host))
+		return;
 	if (!check_guard(c, x, m))
 		return;
 	if (!c->tls && x->site->redirect) {

@@ -10,6 +10,8 @@
  */
 #include "tls.h"
 #include "tls13.h"
+#include "acme_chal.h"
+#include "certstore.h"
 #include "clientcert.h"
 #include "conf.h"
 #include "log.h"
@@ -106,6 +108,10 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	unsigned char *sel = NULL;
 	unsigned char sellen = 0;
 
+	/* "acme-tls/1" is answered only by a challenge's own context (sni_cb);
+	 * a site never completes a handshake that offered it (RFC 8737 4). */
+	if (acme_chal_has_alpn(in, inlen))
+		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
 	if (SSL_select_next_proto(&sel, &sellen, h11, sizeof(h11) - 1, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_NOACK;
@@ -114,11 +120,63 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* Marks an SSL whose ClientHello offered "acme-tls/1": set by hello_cb,
+ * read by sni_cb. */
+static int acme_idx = -1;
+static pthread_once_t acme_once = PTHREAD_ONCE_INIT;
+static char acme_mark;
+
+static void make_acme_idx(void)
+{
+	acme_idx = SSL_get_ex_new_index(0, "moat acme-tls/1", NULL, NULL, NULL);
+}
+
+static int acme_index(void)
+{
+	pthread_once(&acme_once, make_acme_idx);
+	return acme_idx;
+}
+
+/*
+ * A ClientHello offering "acme-tls/1" is a CA validating a TLS-ALPN-01
+ * challenge (RFC 8737): it gets the challenge's own context (certificate,
+ * ALPN "acme-tls/1", no client certificate request, no ticket) when one is
+ * pending for the name it sends, else no_application_protocol; never a
+ * site's certificate. A name that only a "*." site answers is never
+ * validated this way (RFC 8737 6 excludes wildcards). host is NULL when the
+ * hello named nothing usable.
+ */
+static int acme_switch(SSL *ssl, const char *host, const struct conf_site *site, int *alert)
+{
+	SSL_CTX *ctx = NULL;
+
+	if (host != NULL && (site == NULL || strncmp(site->host, "*.", 2) != 0))
+		ctx = acme_chal_alpn_ctx(host);
+	if (ctx == NULL) {
+		*alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	if (SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+		SSL_CTX_free(ctx);
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	SSL_CTX_free(ctx); /* the SSL holds a reference of its own now */
+	/* options and ticket count are the SSL's, copied from the front
+	 * context; the verify mode may be a site's after a HelloRetryRequest */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	SSL_set_options(ssl, SSL_OP_NO_TICKET);
+	SSL_set_num_tickets(ssl, 0);
+	SSL_set_ex_data(ssl, site_idx, (void *)site);
+	return SSL_TLSEXT_ERR_OK;
+}
+
 static int sni_cb(SSL *ssl, int *alert, void *arg)
 {
 	struct tls_sites *t = arg;
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	const struct conf_site *site = NULL;
+	bool named = false;
 	char host[256];
 	int port;
 	size_t i;
@@ -127,8 +185,11 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 		site = t->conf->default_site;
 	} else if (uri_canon_host(name, strlen(name), host, sizeof(host), &port) == 0 &&
 		   port == 0) {
+		named = true;
 		site = conf_find_site(t->conf, host);
 	}
+	if (SSL_get_ex_data(ssl, acme_index()) != NULL)
+		return acme_switch(ssl, named ? host : NULL, site, alert);
 	if (site == NULL) {
 		*alert = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -174,6 +235,21 @@ static const struct conf_site *hello_site(SSL *ssl, const struct tls_sites *t)
 	return conf_find_site(t->conf, host);
 }
 
+/* Does the ClientHello offer "acme-tls/1"? Read from the raw extension
+ * (ALPN is parsed after the servername callback needs the answer); a
+ * malformed one offers nothing, and OpenSSL rejects it later. */
+static bool hello_offers_acme(SSL *ssl)
+{
+	const unsigned char *p;
+	size_t len;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+				      &p, &len) != 1 ||
+	    len < 2 || (((size_t)p[0] << 8) | p[1]) != len - 2)
+		return false;
+	return acme_chal_has_alpn(p + 2, len - 2);
+}
+
 /*
  * Sessions are bound to the site: the session id context is a digest of the
  * site's name, set before OpenSSL decides on resumption (which happens
@@ -183,11 +259,22 @@ static const struct conf_site *hello_site(SSL *ssl, const struct tls_sites *t)
  */
 static int hello_cb(SSL *ssl, int *alert, void *arg)
 {
+	static const unsigned char acme_sid[] = "moat acme-tls/1 handshake";
 	const struct tls_sites *t = arg;
 	const struct conf_site *site = hello_site(ssl, t);
 	const unsigned char *sid = site != NULL ? t->sid[site - t->conf->sites] : t->sid_none;
+	unsigned int sid_len = SHA256_DIGEST_LENGTH;
+	bool acme = hello_offers_acme(ssl);
 
-	if (SSL_set_session_id_context(ssl, sid, SHA256_DIGEST_LENGTH) != 1) {
+	/* A challenge handshake resumes nothing: a context of its own, which
+	 * no ticket carries (its handshakes issue none), so it always shows
+	 * the challenge certificate. */
+	if (acme) {
+		sid = acme_sid;
+		sid_len = sizeof(acme_sid) - 1;
+	}
+	if (SSL_set_ex_data(ssl, acme_index(), acme ? &acme_mark : NULL) != 1 ||
+	    SSL_set_session_id_context(ssl, sid, sid_len) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -311,6 +398,36 @@ static int setup_clients(struct tls_sites *t, size_t i)
 	return 0;
 }
 
+/* The installed ACME pair of s, when it loads; a broken one is logged and
+ * replaced by the placeholder (the ACME thread orders a new one). */
+static bool acme_pair(const struct conf *c, const struct conf_site *s, char **cert, char **key)
+{
+	char *why = NULL;
+
+	*cert = certstore_path(c->data, s->host, "cert.pem");
+	*key = certstore_path(c->data, s->host, "key.pem");
+	if (tls_check_pair(*cert, *key, &why) == 0)
+		return true;
+	log_error("site %s: %s; serving a certificate of the internal CA until a new one is "
+		  "obtained", s->host, why);
+	free(why);
+	free(*cert);
+	free(*key);
+	*cert = *key = NULL;
+	return false;
+}
+
+/* Whether an ACME site is being served its placeholder (cert is the file
+ * the context was loaded from). */
+static bool is_placeholder(const struct conf *c, const struct conf_site *s, const char *cert)
+{
+	char *acme = certstore_path(c->data, s->host, "cert.pem");
+	bool yes = strcmp(acme, cert) != 0;
+
+	free(acme);
+	return yes;
+}
+
 struct tls_sites *tls_sites_new(const struct conf *c)
 {
 	struct tls_sites *t = xcalloc(1, sizeof(*t));
@@ -341,7 +458,12 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 	for (i = 0; i < c->nsites; i++) {
 		const struct conf_site *s = &c->sites[i];
 
-		if (s->tls == CONF_TLS_INTERNAL) {
+		if (s->tls == CONF_TLS_ACME && certstore_has_cert(c->data, s->host) &&
+		    acme_pair(c, s, &cert, &key)) {
+			/* the ACME thread installed one (certstore.h) */
+		} else if (s->tls == CONF_TLS_INTERNAL || s->tls == CONF_TLS_ACME) {
+			/* an ACME site serves a certificate of the internal CA until
+			 * its own arrives, rather than failing every handshake */
 			if (pki_ensure_ca(c->data) != 0 ||
 			    pki_ensure_leaf(c->data, s->host, &cert, &key, &na) != 0) {
 				log_error("site %s: cannot obtain a certificate from the internal CA in %s",
@@ -366,6 +488,8 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 			 * first site's session id context and resume its ticket. */
 			SSL_CTX_set_client_hello_cb(t->site_ctx[i], hello_cb, t);
 			if (s->tls == CONF_TLS_INTERNAL)
+				t->renew_at[i] = renewal_time(t->site_ctx[i]);
+			else if (s->tls == CONF_TLS_ACME && is_placeholder(c, s, cert))
 				t->renew_at[i] = renewal_time(t->site_ctx[i]);
 			if (s->clients != CONF_CLIENTS_OFF && setup_clients(t, i) < 0)
 				ok = false;
@@ -446,4 +570,11 @@ struct client_id *tls_client_id(const struct tls_sites *t, const struct conf_sit
 	if (trust == NULL)
 		return NULL;
 	return client_id_new(ssl, trust);
+}
+
+X509 *tls_site_cert(const struct tls_sites *t, const struct conf_site *s)
+{
+	SSL_CTX *ctx = t->site_ctx[s - t->conf->sites];
+
+	return ctx != NULL ? SSL_CTX_get0_certificate(ctx) : NULL;
 }

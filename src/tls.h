@@ -54,6 +54,10 @@ int tls_check_pair(const char *cert_file, const char *key_file, char **why);
  * built now would carry a renewed one. */
 bool tls_sites_need_renewal(const struct tls_sites *t, long long now);
 
+/* The certificate site s of t's configuration is served with (borrowed,
+ * valid while t is). */
+X509 *tls_site_cert(const struct tls_sites *t, const struct conf_site *s);
+
 struct client_trust;
 struct client_id;
 
