@@ -28,11 +28,12 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cd $(BUILD) && ctest --output-on-failure -j 3 --timeout 600
 
 # Run each libFuzzer target (the HTTP/1 parser, the TLS 1.3 record layer,
-# public-path matching, PROXY headers and forwarding chains) for
+# public-path matching, PROXY headers and forwarding chains, DNS and
+# DuckDNS answers) for
 # FUZZ_SECONDS; new inputs go to
 # $(BUILD)-fuzz/corpus-<target>.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = h1 tls13 pathpat clientip
+FUZZ_TARGETS = h1 tls13 pathpat clientip dnsmsg duckdns
 fuzz:
 	@scripts/deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DMOAT_LIBFUZZER=ON -DMOAT_SANITIZERS=OFF >/dev/null

@@ -314,6 +314,12 @@ static json_t *cmd_status(struct admin *a, struct client *c, json_t *req)
 	json_object_set_new(ans, "limited", status_limited(now_ms));
 	json_object_set_new(ans, "connections", status_conns(a));
 	json_object_set_new(ans, "denials", den);
+	if (a->ops.more_status != NULL) {
+		json_t *more = a->ops.more_status(a->ops.arg);
+
+		json_object_update(ans, more);
+		json_decref(more);
+	}
 	return ans;
 }
 

@@ -19,6 +19,7 @@
 #ifndef MOAT_ADMIN_H
 #define MOAT_ADMIN_H
 
+#include <jansson.h>
 #include <uv.h>
 
 struct admin;
@@ -35,6 +36,9 @@ struct admin_ops {
 	int (*bans_changed)(void *arg);
 	/* Connections open per worker (n entries into out, returns n). */
 	size_t (*worker_conns)(void *arg, uint64_t *out, size_t max);
+	/* Members added to the status answer (certificates, ddns); the
+	 * caller takes the object. May be NULL. */
+	json_t *(*more_status)(void *arg);
 };
 
 /* <data>/admin.sock; heap string. */

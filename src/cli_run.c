@@ -4,14 +4,18 @@
  * (SIGTERM/SIGINT stop gracefully, SIGHUP reloads) and for the periodic
  * certificate refresh.
  */
+#include "acme_chal.h"
+#include "acmed.h"
 #include "admin.h"
 #include "banfile.h"
 #include "cli.h"
 #include "conf.h"
+#include "ddns.h"
 #include "fsutil.h"
 #include "gen.h"
 #include "guard_ban.h"
 #include "guard_limit.h"
+#include "httpc.h"
 #include "log.h"
 #include "revoke.h"
 #include "tls.h"
@@ -42,7 +46,10 @@ struct control {
 	uv_timer_t ban_expiry;
 	uv_async_t stopped;
 	uv_async_t bans;     /* a worker changed the ban table */
+	uv_async_t certs;    /* the ACME thread installed a certificate */
 	struct admin *admin;
+	struct acmed *acmed;
+	struct ddns *ddns;
 	int lock_fd;         /* the data directory's lock */
 	char *ban_file;
 	unsigned saved_epoch; /* bans_epoch() last written to ban_file */
@@ -148,6 +155,8 @@ static int reload(struct control *ctl, const char *why)
 	}
 	gen_unref(ctl->gen);
 	ctl->gen = g;
+	acmed_reconfigure(ctl->acmed, g);
+	ddns_reconfigure(&ctl->ddns, &g->conf->ddns);
 	log_info("%sed %s (%zu sites)", why, ctl->file ? ctl->file : "the built-in demo",
 		 g->conf->nsites);
 	return 0;
@@ -168,6 +177,11 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	log_info("%s: stopping (in-flight requests may finish; send it again to stop at once)", name);
 	workers_stop(false);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
+	/* an order in flight stops where it stands; the next start resumes it */
+	acmed_stop(ctl->acmed);
+	ctl->acmed = NULL;
+	ddns_stop(ctl->ddns);
+	ctl->ddns = NULL;
 	/* The revocation poll goes on: a certificate revoked while requests
 	 * drain must still stop working. The signals stay handled until the
 	 * workers are gone (on_stopped): closing the last handle of a signal
@@ -188,6 +202,7 @@ static void on_stopped(uv_async_t *a)
 	uv_close((uv_handle_t *)&ctl->revoke, NULL);
 	uv_close((uv_handle_t *)&ctl->ban_expiry, NULL);
 	uv_close((uv_handle_t *)&ctl->bans, NULL);
+	uv_close((uv_handle_t *)&ctl->certs, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
 	admin_stop(ctl->admin);
 	ctl->admin = NULL;
@@ -209,18 +224,16 @@ static void on_hup(uv_signal_t *s, int signum)
 	reload(ctl, "reload");
 }
 
-/* Internal certificates are renewed on the running configuration, never by
- * re-reading the file: only SIGHUP applies edits. */
-static void on_refresh(uv_timer_t *t)
+/* Swap in TLS contexts rebuilt from the same configuration: renewed
+ * internal certificates, or ACME certificates the ACME thread installed.
+ * Connections keep the generation they started with. */
+static void renew_tls(struct control *ctl, const char *what)
 {
-	struct control *ctl = t->data;
-	struct gen *g;
+	struct gen *g = gen_renew(ctl->gen);
 
-	if (!tls_sites_need_renewal(ctl->gen->tls, (long long)time(NULL)))
-		return;
-	g = gen_renew(ctl->gen);
 	if (g == NULL) {
-		log_error("certificate renewal failed; the current certificates keep serving, retrying in %llu minutes",
+		log_error("%s: the TLS contexts could not be rebuilt; the current certificates keep "
+			  "serving, retrying in %llu minutes", what,
 			  (unsigned long long)(REFRESH_MS / 60000));
 		return;
 	}
@@ -230,7 +243,34 @@ static void on_refresh(uv_timer_t *t)
 	}
 	gen_unref(ctl->gen);
 	ctl->gen = g;
-	log_info("renewed internal certificates");
+	acmed_reconfigure(ctl->acmed, g);
+	log_info("%s", what);
+}
+
+/* Internal certificates are renewed on the running configuration, never by
+ * re-reading the file: only SIGHUP applies edits. */
+static void on_refresh(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+
+	if (tls_sites_need_renewal(ctl->gen->tls, (long long)time(NULL)))
+		renew_tls(ctl, "renewed internal certificates");
+}
+
+/* From the ACME thread. */
+static void certs_changed(void *arg)
+{
+	struct control *ctl = arg;
+
+	uv_async_send(&ctl->certs);
+}
+
+static void on_certs(uv_async_t *a)
+{
+	struct control *ctl = a->data;
+
+	if (!ctl->stopping)
+		renew_tls(ctl, "new ACME certificates are being served");
 }
 
 /* A revoked client certificate must stop working within a second, on live
@@ -377,6 +417,14 @@ static size_t admin_worker_conns(void *arg, uint64_t *out, size_t max)
 	return workers_conns(out, max);
 }
 
+static json_t *admin_more_status(void *arg)
+{
+	struct control *ctl = arg;
+
+	return json_pack("{s:o,s:o}", "certificates", acmed_status(ctl->acmed, ctl->gen),
+			 "ddns", ddns_status(ctl->ddns));
+}
+
 static void announce(const struct control *ctl)
 {
 	const struct conf *c = ctl->gen->conf;
@@ -415,6 +463,8 @@ int cli_run(int argc, char **argv)
 	if (rc != 0)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
+	if (httpc_global_init() != 0)
+		return 1;
 	if (ctl.file == NULL) {
 		if (getcwd(cwd, sizeof(cwd)) == NULL) {
 			log_error("cannot read the current directory: %s", strerror(errno));
@@ -447,9 +497,12 @@ int cli_run(int argc, char **argv)
 	uv_async_init(ctl.loop, &ctl.stopped, on_stopped);
 	ctl.bans.data = &ctl;
 	uv_async_init(ctl.loop, &ctl.bans, on_bans);
+	ctl.certs.data = &ctl;
+	uv_async_init(ctl.loop, &ctl.certs, on_certs);
 	if (workers_start(ctl.gen, &ctl.stopped) != 0) {
 		uv_close((uv_handle_t *)&ctl.stopped, NULL);
 		uv_close((uv_handle_t *)&ctl.bans, NULL);
+		uv_close((uv_handle_t *)&ctl.certs, NULL);
 		uv_run(ctl.loop, UV_RUN_DEFAULT);
 		log_error("not started");
 		gen_unref(ctl.gen);
@@ -473,12 +526,17 @@ int cli_run(int argc, char **argv)
 	uv_timer_start(&ctl.ban_expiry, on_ban_expiry, BAN_EXPIRY_MS, BAN_EXPIRY_MS);
 	ctl.admin = admin_start(ctl.loop, ctl.gen->conf->data, &(struct admin_ops){
 		.arg = &ctl, .conf = admin_conf, .bans_changed = admin_bans_changed,
-		.worker_conns = admin_worker_conns });
+		.worker_conns = admin_worker_conns, .more_status = admin_more_status });
 	if (ctl.admin == NULL)
 		log_warn("running without the admin socket: moat ban and moat status will not "
 			 "reach this daemon");
+	ctl.acmed = acmed_start(ctl.gen, certs_changed, &ctl);
+	ctl.ddns = ddns_start(&ctl.gen->conf->ddns);
 	announce(&ctl);
 	uv_run(ctl.loop, UV_RUN_DEFAULT);
+	acmed_stop(ctl.acmed);
+	ddns_stop(ctl.ddns);
+	acme_chal_clear();
 	workers_join();
 	save_bans(&ctl);
 	uv_loop_close(ctl.loop);

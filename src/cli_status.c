@@ -8,6 +8,7 @@
 #include "admincli.h"
 #include "banfile.h"
 #include "banop.h"
+#include "castore.h"
 #include "cli.h"
 #include "clidata.h"
 #include "cliopt.h"
@@ -117,6 +118,66 @@ static void print_limited(json_t *l)
 		       admincli_duration(int_of(e, "last_ago"), ago, sizeof(ago)));
 }
 
+static const char *str_of(json_t *o, const char *k, const char *none)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	return v != NULL ? v : none;
+}
+
+/* One line per site's certificate; ACME ones with their schedule, and a
+ * warning when fewer than 7 days remain. */
+static void print_certs(json_t *list)
+{
+	json_t *e;
+	size_t i;
+
+	if (json_array_size(list) == 0)
+		return;
+	printf("certificates:\n");
+	printf("  %-28s  %-8s  %-20s  %-20s  %s\n", "NAME", "SOURCE", "NOT AFTER", "NEXT RENEWAL",
+	       "STATE");
+	json_array_foreach(list, i, e) {
+		printf("  %-28s  %-8s  %-20s  %-20s  %s%s\n", str_of(e, "site", "?"),
+		       str_of(e, "source", "?"), str_of(e, "not_after", "-"),
+		       str_of(e, "next_renewal", "-"), str_of(e, "state", "valid"),
+		       json_is_true(json_object_get(e, "placeholder")) ?
+		       " (serving an internal-CA certificate until then)" : "");
+		printf("      issuer %s", str_of(e, "issuer", "-"));
+		if (json_is_string(json_object_get(e, "challenge")))
+			printf(", challenge %s", str_of(e, "challenge", ""));
+		printf("\n");
+		if (json_is_true(json_object_get(e, "expiring_soon")))
+			printf("      WARNING: expires in %lld days\n", (long long)int_of(e, "days_left"));
+		if (json_is_string(json_object_get(e, "last_error")))
+			printf("      last error: %s%s%s\n", str_of(e, "last_error", ""),
+			       json_is_string(json_object_get(e, "next_attempt")) ? "; next attempt " : "",
+			       str_of(e, "next_attempt", ""));
+	}
+}
+
+static void print_ddns(json_t *d)
+{
+	json_t *doms = json_object_get(d, "domains"), *v;
+	size_t i;
+
+	char when[40] = "never";
+
+	if (!json_is_true(json_object_get(d, "on")))
+		return;
+	printf("dynamic DNS (DuckDNS):");
+	json_array_foreach(doms, i, v)
+		printf(" %s", json_string_value(v) != NULL ? json_string_value(v) : "?");
+	if (json_is_integer(json_object_get(d, "last_success")))
+		castore_iso8601((time_t)int_of(d, "last_success"), when, sizeof(when));
+	printf("; last success %s", when);
+	if (str_of(d, "ipv4", "")[0] != '\0')
+		printf(", address %s", str_of(d, "ipv4", ""));
+	if (json_is_string(json_object_get(d, "last_error")))
+		printf("; last error: %s", str_of(d, "last_error", ""));
+	printf("\n");
+}
+
 static void print_running(json_t *ans, const char *data)
 {
 	json_t *den = json_object_get(ans, "denials"), *v;
@@ -128,6 +189,8 @@ static void print_running(json_t *ans, const char *data)
 	print_conns(json_object_get(ans, "connections"));
 	print_bans(json_object_get(ans, "bans"));
 	print_limited(json_object_get(ans, "limited"));
+	print_certs(json_object_get(ans, "certificates"));
+	print_ddns(json_object_get(ans, "ddns"));
 	printf("denials since start:");
 	json_object_foreach(den, k, v) {
 		printf("%s %s %lld", sep, k, (long long)json_integer_value(v));

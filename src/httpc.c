@@ -231,7 +231,7 @@ int httpc_request(const struct httpc_opts *o, const char *method, const char *ur
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
 	struct xfer x;
-	char *ct = NULL, *why = NULL;
+	char *ct = NULL, *why = NULL, *shown;
 	CURLcode cc;
 	CURL *h;
 	int rc = MOAT_EIO;
@@ -239,18 +239,22 @@ int httpc_request(const struct httpc_opts *o, const char *method, const char *ur
 	memset(r, 0, sizeof(*r));
 	r->retry_after = -1;
 	*err = NULL;
+	/* messages name the URL without its query, which may carry a token */
+	shown = xstrndup(url, strcspn(url, "?#"));
 	memset(&x, 0, sizeof(x));
 	x.o = o;
 	x.r = r;
 	x.max = o->max_body != 0 ? o->max_body : DEFAULT_MAX_BODY;
 	if (httpc_url_ok(url, &why) < 0) {
-		*err = xasprintf("%s: %s", url, why);
+		*err = xasprintf("%s: %s", shown, why);
 		free(why);
+		free(shown);
 		return MOAT_EIO;
 	}
 	h = curl_easy_init();
 	if (h == NULL) {
 		*err = xstrdup("libcurl cannot start a request");
+		free(shown);
 		return MOAT_EIO;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -288,11 +292,11 @@ int httpc_request(const struct httpc_opts *o, const char *method, const char *ur
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
 		if (x.too_big)
-			*err = xasprintf("%s %s: the answer is larger than %zu bytes", method, url, x.max);
+			*err = xasprintf("%s %s: the answer is larger than %zu bytes", method, shown, x.max);
 		else if (cc == CURLE_ABORTED_BY_CALLBACK)
-			*err = xasprintf("%s %s: stopped", method, url);
+			*err = xasprintf("%s %s: stopped", method, shown);
 		else
-			*err = xasprintf("%s %s: %s", method, url,
+			*err = xasprintf("%s %s: %s", method, shown,
 					 errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto out;
 	}
@@ -306,6 +310,7 @@ out:
 	curl_slist_free_all(hdrs);
 	free(ct);
 	curl_easy_cleanup(h);
+	free(shown);
 	return rc;
 }
 

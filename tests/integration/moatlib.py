@@ -127,6 +127,20 @@ def _register(owner, fn, *args):
         owner.addCleanup(fn, *args)
 
 
+def stop_process(proc):
+    """A helper process stopped by its pid: TERM, then KILL after 10 s; its
+    stdout pipe (if any) closed."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

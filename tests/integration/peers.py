@@ -13,7 +13,6 @@ import hashlib
 import os
 import random
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 import threading
 import time
 
+import moatlib
 from moatlib import free_port
 
 WAIT = 30.0  # deadlock breaker for every blocking wait, never asserted on
@@ -542,15 +542,8 @@ http {
             return ""
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
+        if self.proc is not None:
+            moatlib.stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
