@@ -25,8 +25,9 @@
 #define ORDER_MAX (16 * 1024)
 #define ORDER_STEPS 600          /* order state checks before giving up */
 #define AUTHZ_WAIT_S (5 * 60)    /* a challenge's validation may take this long */
+#define ORDER_RUNS 5              /* runs that may try to finish one order */
 #define POLL_MIN_S 1
-#define POLL_MAX_S 10
+#define POLL_MAX_S 60
 
 /* A string member of o, "" when absent. */
 static const char *jstr(json_t *o, const char *k)
@@ -49,11 +50,12 @@ static bool nap(const struct acme_job *job, long long s)
 	return job->stop == NULL || !atomic_load(job->stop);
 }
 
-static long long poll_delay(const struct acme_client *cl, long long retry_after)
+/* The CA's Retry-After while polling (RFC 8555 7.5.1), within bounds that
+ * keep a confused CA from stalling or hammering the thread. */
+static long long poll_delay(long long retry_after)
 {
 	long long s = retry_after >= 0 ? retry_after : POLL_MIN_S;
 
-	(void)cl;
 	return s < POLL_MIN_S ? POLL_MIN_S : s > POLL_MAX_S ? POLL_MAX_S : s;
 }
 
@@ -80,8 +82,10 @@ static void drop_order(const struct acme_job *job)
 	free(key);
 }
 
-/* The saved order for this host, if any: its URL (heap) and key. */
-static int load_order(const struct acme_job *job, char **url, EVP_PKEY **key)
+/* The saved order for this host, if any: its URL (heap), key, and how
+ * many runs have tried to finish it. */
+static int load_order(const struct acme_job *job, char **url, EVP_PKEY **key,
+		      unsigned *runs)
 {
 	char *json = certstore_path(job->data, job->host, "order.json");
 	char *keyf = certstore_path(job->data, job->host, "order.key");
@@ -94,6 +98,7 @@ static int load_order(const struct acme_job *job, char **url, EVP_PKEY **key)
 
 	*url = NULL;
 	*key = NULL;
+	*runs = 0;
 	if (!acme_order_pending(job->data, job->host) ||
 	    fs_read_file(json, ORDER_MAX, &text, &len) != 0)
 		goto out;
@@ -109,6 +114,7 @@ static int load_order(const struct acme_job *job, char **url, EVP_PKEY **key)
 		goto out;
 	}
 	*url = xstrdup(u);
+	*runs = (unsigned)json_integer_value(json_object_get(o, "runs"));
 	rc = 0;
 out:
 	free(why);
@@ -119,11 +125,11 @@ out:
 	return rc;
 }
 
-static int save_order(const struct acme_job *job, const char *url)
+static int save_order(const struct acme_job *job, const char *url, unsigned runs)
 {
 	char *path = certstore_path(job->data, job->host, "order.json");
-	json_t *o = json_pack("{s:s,s:s,s:I}", "url", url, "host", job->host,
-			      "placed", (json_int_t)time(NULL));
+	json_t *o = json_pack("{s:s,s:s,s:I,s:i}", "url", url, "host", job->host,
+			      "saved", (json_int_t)time(NULL), "runs", (int)runs);
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	int rc = fs_write_atomic(path, text, strlen(text), 0600);
 
@@ -164,7 +170,7 @@ static int place_order(struct acme_client *cl, const struct acme_job *job, char 
 		*err = xasprintf("%s gave no order URL (no Location)", cl->new_order);
 		goto out;
 	}
-	if (save_order(job, r.location) != 0) {
+	if (save_order(job, r.location, 1) != 0) {
 		*err = xstrdup("cannot save the order in the data directory");
 		goto out;
 	}
@@ -228,8 +234,23 @@ static json_t *pick(json_t *authz, const char *const *pref, size_t npref)
 	return NULL;
 }
 
+/* The challenge of authz the CA has started validating, or has just
+ * found valid while the authorization itself is still pending; NULL when
+ * none was started. */
+static json_t *in_progress(json_t *authz)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(authz, "challenges"), i, c)
+		if (strcmp(jstr(c, "status"), "processing") == 0 ||
+		    strcmp(jstr(c, "status"), "valid") == 0)
+			return c;
+	return NULL;
+}
+
 struct published {
-	const char *type;
+	char type[16];  /* a copy: the authorization it came from is replaced while polling */
 	char *ident;   /* as the CA wrote it ("*.x" for wildcards) */
 	char *token;
 	char *value;   /* DNS-01 TXT value */
@@ -319,7 +340,7 @@ static int wait_authz(struct acme_client *cl, const struct acme_job *job, const 
 		json_decref(*authz);
 		*authz = NULL;
 		rc = acme_post(cl, url, "", &r, authz, err);
-		d = poll_delay(cl, r.retry_after);
+		d = poll_delay(r.retry_after);
 		httpc_resp_free(&r);
 		if (rc != 0)
 			return rc;
@@ -365,21 +386,35 @@ static int do_authz(struct acme_client *cl, const struct acme_job *job, const ch
 	wildcard = json_is_true(json_object_get(authz, "wildcard"));
 	ident = json_string_value(json_object_get(json_object_get(authz, "identifier"), "value"));
 	n = preference(job, wildcard, pref);
-	ch = pick(authz, pref, n);
+	/* a challenge the CA is already validating (moat was stopped while it
+	 * did) is answered again rather than another one started */
+	ch = in_progress(authz);
+	if (ch == NULL)
+		ch = pick(authz, pref, n);
 	if (ch == NULL || ident == NULL) {
 		*err = xasprintf("the CA offers no challenge moat can answer for %s (wanted %s)",
 				 job->host, n > 0 ? pref[0] : "none");
 		goto out;
 	}
-	p.type = json_string_value(json_object_get(ch, "type"));
+	snprintf(p.type, sizeof(p.type), "%s", jstr(ch, "type"));
 	p.ident = xasprintf("%s%s", wildcard ? "*." : "", ident);
 	snprintf(chal, cap, "%s", p.type);
 	if (publish(job, cl, ch, &p, err) != 0)
 		goto out;
 	httpc_resp_free(&r);
-	/* RFC 8555 7.5.1: an empty object says "validate now" */
-	if (acme_post(cl, jstr(ch, "url"), "{}", &r, &j, err) != 0)
-		goto out;
+	/* RFC 8555 7.5.1: an empty object says "validate now". A challenge
+	 * past pending must not be asked again; some CAs (pebble) still show
+	 * one they are validating as pending, and refuse the request once it
+	 * turned valid: the authorization, polled next, tells how it went. */
+	if (strcmp(jstr(ch, "status"), "pending") == 0 &&
+	    acme_post(cl, jstr(ch, "url"), "{}", &r, &j, err) != 0) {
+		if (cl->status != 400)
+			goto out;
+		log_info("acme: %s: the CA would not start the %s challenge again (%s); "
+			 "checking the authorization", job->host, p.type, *err);
+		free(*err);
+		*err = NULL;
+	}
 	if (wait_authz(cl, job, url, &authz, err) != 0)
 		goto out;
 	st = jstr(authz, "status");
@@ -473,7 +508,7 @@ static int advance(struct acme_client *cl, const struct acme_job *job, const cha
 		if (acme_post(cl, url, "", &r, &order, err) != 0)
 			goto out;
 		st = jstr(order, "status");
-		d = poll_delay(cl, r.retry_after);
+		d = poll_delay(r.retry_after);
 		if (strcmp(st, "pending") == 0) {
 			json_array_foreach(json_object_get(order, "authorizations"), i, az) {
 				rc = json_string_value(az) == NULL ? MOAT_EPROTO :
@@ -511,26 +546,39 @@ int acme_order_run(struct acme_client *cl, const struct acme_job *job, bool *pla
 {
 	EVP_PKEY *key = NULL;
 	char *url = NULL;
+	unsigned runs;
 	int rc;
 
 	*placed = false;
 	*err = NULL;
 	chal[0] = '\0';
-	if (load_order(job, &url, &key) == 0) {
+	if (load_order(job, &url, &key, &runs) == 0 && runs >= ORDER_RUNS) {
+		log_warn("acme: %s: giving up on order %s after %u attempts to finish it",
+			 job->host, url, runs);
+		drop_order(job);
+		EVP_PKEY_free(key);
+		free(url);
+		key = NULL;
+		url = NULL;
+	}
+	if (url != NULL) {
 		log_info("acme: %s: resuming order %s", job->host, url);
+		save_order(job, url, runs + 1);
 	} else {
+		/* counted before the request: a CA refusing orders is asked
+		 * no more often than one that accepts them */
+		*placed = true;
 		if (place_order(cl, job, &url, &key, err) != 0)
 			return MOAT_EIO;
-		*placed = true;
 	}
 	rc = advance(cl, job, url, key, chal, cap, err);
 	if (rc != 0 && *err == NULL)
 		*err = xstrdup("the order failed");
-	/* A finished order is done with; so is one the CA gave up on (invalid,
-	 * gone). One interrupted by a stop or a network failure stays, to be
-	 * resumed. */
-	if (rc == 0 || rc == MOAT_EPROTO ||
-	    (cl->status >= 400 && cl->status < 500 && cl->status != 429))
+	/* A finished order is done with; so is one the CA gave up on (an
+	 * invalid order or authorization) or no longer has (404). Any other
+	 * failure (a stop, the network, a 5xx, a malformed answer) leaves it
+	 * to be resumed, at most ORDER_RUNS times. */
+	if (rc == 0 || rc == MOAT_EPROTO || cl->status == 404)
 		drop_order(job);
 	EVP_PKEY_free(key);
 	free(url);

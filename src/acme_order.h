@@ -21,6 +21,7 @@
 
 struct acme_client;
 
+/* Everything is borrowed for the duration of acme_order_run. */
 struct acme_job {
 	const char *data;          /* data directory */
 	const char *host;          /* the site's name: the certificate's one name */
@@ -35,8 +36,9 @@ struct acme_job {
 
 /*
  * Obtain and install a certificate for job. cl has its account set
- * (acme_account). *placed tells whether a new order was placed (false when
- * an existing one was resumed); chal[cap] gets the challenge type used.
+ * (acme_account). *placed tells whether a new order was asked for (false
+ * when an existing one was resumed), whether or not the CA accepted it;
+ * chal[cap] gets the challenge type used.
  * Returns 0, or MOAT_EIO with *err (heap) saying what failed.
  */
 int acme_order_run(struct acme_client *cl, const struct acme_job *job, bool *placed,

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "acme.h"
 #include "acme_csr.h"
@@ -51,6 +54,7 @@ struct acmed {
 	size_t n;
 	long long placed[ACMED_ORDERS_PER_MIN]; /* when the last orders were placed (ring) */
 	size_t nplaced;
+	bool check_account;   /* the configured email differs from the account's */
 	void (*changed)(void *arg);
 	void *arg;
 };
@@ -71,7 +75,10 @@ static long long renewal_time(const struct conf *c, const struct certstore_state
 {
 	long long third, own;
 
-	if (st->not_after == 0)
+	/* a certificate from another CA than the configured one (staging,
+	 * then production) is replaced now */
+	if (st->not_after == 0 || (st->directory[0] != '\0' &&
+				   strcmp(st->directory, c->acme.directory) != 0))
 		return 0;
 	third = st->not_after - (st->not_after - st->not_before) / 3;
 	own = c->acme.renew_before_ms > 0 ?
@@ -134,60 +141,146 @@ static char *account_dir(const char *data, const char *directory)
 			 md[3]);
 }
 
-/* Load or create the account key and make sure the CA knows the account. */
+static int save_account(const char *jsonf, const char *kid, const struct conf *c, char **err)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s?}", "url", kid, "directory", c->acme.directory,
+			      "email", c->acme.email);
+	char *out = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int rc = 0;
+
+	if (out == NULL || fs_write_atomic(jsonf, out, strlen(out), 0600) != 0) {
+		*err = xasprintf("cannot save the account in %s", jsonf);
+		rc = MOAT_EIO;
+	}
+	free(out);
+	json_decref(o);
+	return rc;
+}
+
+/* RFC 8555 7.3.2: a changed email is sent to the account itself. */
+static int update_contact(struct acme_client *cl, const struct conf *c, char **err)
+{
+	struct httpc_resp r = {0};
+	json_t *req = json_object(), *j = NULL;
+	char *payload, *mailto = NULL;
+	int rc;
+
+	if (c->acme.email != NULL) {
+		mailto = xasprintf("mailto:%s", c->acme.email);
+		json_object_set_new(req, "contact", json_pack("[s]", mailto));
+	} else {
+		json_object_set_new(req, "contact", json_array());
+	}
+	payload = json_dumps(req, JSON_COMPACT);
+	rc = acme_post(cl, cl->kid, payload, &r, &j, err);
+	if (rc == 0)
+		log_info("acme: account %s now has contact %s", cl->kid,
+			 c->acme.email != NULL ? c->acme.email : "none");
+	free(payload);
+	free(mailto);
+	json_decref(req);
+	json_decref(j);
+	httpc_resp_free(&r);
+	return rc;
+}
+
+/* Load or create the account key and make sure the CA knows the account.
+ * A key file that exists but cannot be read is an error, never replaced:
+ * the account (and the CA's rate limits) belong to it. */
 static int account(struct acme_client *cl, const struct conf *c, EVP_PKEY **key, char **err)
 {
 	char *dir = account_dir(c->data, c->acme.directory);
 	char *keyf = xasprintf("%s/account.key", dir), *jsonf = xasprintf("%s/account.json", dir);
-	char *text = NULL, *why = NULL, *out = NULL;
+	char *text = NULL, *why = NULL;
 	const char *kid = NULL, *email = NULL;
+	bool exists = false;
 	json_error_t je;
 	json_t *o = NULL;
 	size_t len;
 	int rc = MOAT_EIO;
 
-	*key = acme_key_load(keyf, &why);
-	if (*key == NULL) {
+	if (x509_file_exists(keyf, &exists) != 0) {
+		*err = xasprintf("cannot look at %s", keyf);
+		goto out;
+	}
+	if (!exists) {
 		*key = acme_key_new();
 		if (*key == NULL || fs_mkdir_private(dir) != 0 || acme_key_save(keyf, *key) != 0) {
 			*err = xasprintf("cannot make the account key in %s", dir);
 			goto out;
 		}
 		log_info("acme: new account key in %s", keyf);
-	} else if (fs_read_file(jsonf, ACCOUNT_MAX, &text, &len) == 0) {
-		o = json_loadb(text, len, 0, &je);
-		kid = json_string_value(json_object_get(o, "url"));
-		email = json_string_value(json_object_get(o, "email"));
+	} else {
+		*key = acme_key_load(keyf, &why);
+		if (*key == NULL) {
+			*err = xasprintf("the account key is unusable: %s; fix or remove it (a new "
+					 "one makes a new account)", why);
+			goto out;
+		}
+		if (fs_read_file(jsonf, ACCOUNT_MAX, &text, &len) == 0) {
+			o = json_loadb(text, len, 0, &je);
+			kid = json_string_value(json_object_get(o, "url"));
+			email = json_string_value(json_object_get(o, "email"));
+		}
 	}
-	/* a changed email is a new registration of the same key: newAccount
-	 * finds the account, and the contact is updated by sending it again */
-	if (kid != NULL && (email == NULL) != (c->acme.email == NULL))
-		kid = NULL;
-	if (kid != NULL && email != NULL && strcmp(email, c->acme.email) != 0)
-		kid = NULL;
 	if (acme_account(cl, *key, kid, c->acme.email, err) != 0)
 		goto out;
 	if (kid == NULL) {
-		json_decref(o);
-		o = json_pack("{s:s,s:s,s:s?}", "url", cl->kid, "directory", c->acme.directory,
-			      "email", c->acme.email);
-		out = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-		if (out == NULL || fs_write_atomic(jsonf, out, strlen(out), 0600) != 0) {
-			*err = xasprintf("cannot save the account in %s", jsonf);
+		if (save_account(jsonf, cl->kid, c, err) != 0)
 			goto out;
-		}
 		log_info("acme: account %s", cl->kid);
+	} else if ((email == NULL) != (c->acme.email == NULL) ||
+		   (email != NULL && strcmp(email, c->acme.email) != 0)) {
+		if (update_contact(cl, c, err) != 0 || save_account(jsonf, cl->kid, c, err) != 0)
+			goto out;
 	}
 	rc = 0;
 out:
 	free(why);
-	free(out);
 	free(text);
 	json_decref(o);
 	free(keyf);
 	free(jsonf);
 	free(dir);
 	return rc;
+}
+
+/* Whether account.json was registered with another email than c has:
+ * then the CA is contacted now rather than at the next renewal. */
+static bool account_stale(const struct conf *c)
+{
+	char *dir = account_dir(c->data, c->acme.directory);
+	char *jsonf = xasprintf("%s/account.json", dir), *text = NULL;
+	const char *email;
+	json_error_t je;
+	json_t *o = NULL;
+	bool stale = false;
+	size_t len;
+	struct stat sb;
+
+	if (stat(jsonf, &sb) == 0 && fs_read_file(jsonf, ACCOUNT_MAX, &text, &len) == 0) {
+		o = json_loadb(text, len, 0, &je);
+		email = json_string_value(json_object_get(o, "email"));
+		stale = (email == NULL) != (c->acme.email == NULL) ||
+			(email != NULL && strcmp(email, c->acme.email) != 0);
+	}
+	json_decref(o);
+	free(text);
+	free(jsonf);
+	free(dir);
+	return stale;
+}
+
+/* The CA forgot the account (a reset test CA, a deactivated account):
+ * forget its URL, so the next attempt registers the key again. */
+static void forget_account(const struct conf *c)
+{
+	char *dir = account_dir(c->data, c->acme.directory);
+	char *jsonf = xasprintf("%s/account.json", dir);
+
+	unlink(jsonf);
+	free(jsonf);
+	free(dir);
 }
 
 /* ---- one certificate ---------------------------------------------------- */
@@ -203,7 +296,7 @@ static void check_ari(struct acme_client *cl, const char *host, struct certstore
 	uint32_t rnd;
 
 	st->ari_check = now + ARI_RECHECK_S;
-	if (cl->renewal_info == NULL || st->ari_id[0] == '\0')
+	if (cl->renewal_info == NULL || cl->renewal_info[0] == '\0' || st->ari_id[0] == '\0')
 		return;
 	url = xasprintf("%s%s%s", cl->renewal_info,
 			cl->renewal_info[strlen(cl->renewal_info) - 1] == '/' ? "" : "/", st->ari_id);
@@ -246,9 +339,32 @@ static void fail(struct entry *e, const struct acme_client *cl, const char *what
 	log_error("acme: %s: failed: %s; next attempt in %lld s", e->host, what, wait);
 }
 
+static void note_installed(const struct conf *c, struct entry *e)
+{
+	struct certstore_state disk;
+	char when[40];
+
+	/* the new certificate's facts; the schedule is ours */
+	certstore_load(c->data, e->host, &disk);
+	e->st.not_before = disk.not_before;
+	e->st.not_after = disk.not_after;
+	memcpy(e->st.serial, disk.serial, sizeof(e->st.serial));
+	memcpy(e->st.issuer, disk.issuer, sizeof(e->st.issuer));
+	memcpy(e->st.ari_id, disk.ari_id, sizeof(e->st.ari_id));
+	snprintf(e->st.directory, sizeof(e->st.directory), "%s", c->acme.directory);
+	castore_iso8601((time_t)e->st.not_after, when, sizeof(when));
+	log_info("acme: %s: certificate installed (%s), serial %s, expires %s, issued by %s",
+		 e->host, e->st.challenge, e->st.serial, when, e->st.issuer);
+	if (c->acme.renew_before_ms > 0 &&
+	    (long long)(c->acme.renew_before_ms / 1000) >= e->st.not_after - e->st.not_before)
+		log_warn("acme: %s: acme.renew_before is longer than the certificate's lifetime "
+			 "(%lld days): every certificate is due again as soon as it is issued",
+			 e->host, (e->st.not_after - e->st.not_before) / 86400);
+}
+
 /* Run on the ACME thread without the lock; e and c stay valid (the caller
- * holds the generation and marks e busy). Returns true when a certificate
- * was installed. */
+ * holds the generation and works on a copy of the entry). Returns true
+ * when a certificate was installed. Every outcome ends in state.json. */
 static bool work(struct acmed *a, const struct conf *c, const struct conf_site *s,
 		 struct entry *e, bool *placed)
 {
@@ -257,19 +373,31 @@ static bool work(struct acmed *a, const struct conf *c, const struct conf_site *
 	EVP_PKEY *key = NULL;
 	char *err = NULL, chal[16];
 	long long now = time(NULL);
-	bool renew, installed = false;
+	bool due_now, installed = false;
 
 	*placed = false;
+	due_now = e->st.not_after == 0 || now >= renewal_time(c, &e->st) ||
+		acme_order_pending(c->data, e->host);
 	if (acme_client_open(&cl, c->acme.directory, c->acme.ca_roots, &a->stop, &err) != 0 ||
 	    account(&cl, c, &key, &err) != 0) {
-		fail(e, &cl, err != NULL ? err : "cannot reach the CA", now);
-		goto out;
+		if (atomic_load(&a->stop))
+			goto out;
+		if (due_now) {
+			fail(e, &cl, err != NULL ? err : "cannot reach the CA", now);
+		} else {
+			/* only the renewal-window check was due: the certificate
+			 * is fine, ask again later */
+			log_warn("acme: %s: cannot ask the CA for the renewal window: %s", e->host,
+				 err != NULL ? err : "unknown error");
+			e->st.ari_check = now + 3600;
+		}
+		goto save;
 	}
-	if (e->st.not_after != 0 && e->st.ari_check <= now)
+	if (e->st.not_after != 0 && e->st.ari_check <= now) {
 		check_ari(&cl, e->host, &e->st, now);
-	renew = e->st.not_after == 0 || now >= renewal_time(c, &e->st) ||
-		acme_order_pending(c->data, e->host);
-	if (!renew)
+		due_now = due_now || now >= renewal_time(c, &e->st);
+	}
+	if (!due_now)
 		goto save;
 	log_info("acme: %s: ordering a certificate from %s", e->host, c->acme.directory);
 	job.data = c->data;
@@ -284,7 +412,10 @@ static bool work(struct acmed *a, const struct conf *c, const struct conf_site *
 	job.stop = &a->stop;
 	e->st.last_attempt = now;
 	if (acme_order_run(&cl, &job, placed, chal, sizeof(chal), &err) != 0) {
-		snprintf(e->st.challenge, sizeof(e->st.challenge), "%s", chal);
+		if (chal[0] != '\0')
+			snprintf(e->st.challenge, sizeof(e->st.challenge), "%s", chal);
+		if (err != NULL && strstr(err, "accountDoesNotExist") != NULL)
+			forget_account(c);
 		if (!atomic_load(&a->stop))
 			fail(e, &cl, err, now);
 		goto save;
@@ -295,22 +426,8 @@ static bool work(struct acmed *a, const struct conf *c, const struct conf_site *
 	e->st.last_error[0] = '\0';
 	e->st.renew_at = e->st.ari_start = e->st.ari_end = e->st.ari_check = 0;
 	installed = true;
+	note_installed(c, e);
 save:
-	if (installed) {
-		struct certstore_state disk;
-		char when[40];
-
-		/* the new certificate's facts; the schedule is ours */
-		certstore_load(c->data, e->host, &disk);
-		e->st.not_before = disk.not_before;
-		e->st.not_after = disk.not_after;
-		memcpy(e->st.serial, disk.serial, sizeof(e->st.serial));
-		memcpy(e->st.issuer, disk.issuer, sizeof(e->st.issuer));
-		memcpy(e->st.ari_id, disk.ari_id, sizeof(e->st.ari_id));
-		castore_iso8601((time_t)e->st.not_after, when, sizeof(when));
-		log_info("acme: %s: certificate installed (%s), serial %s, expires %s, issued by %s",
-			 e->host, e->st.challenge, e->st.serial, when, e->st.issuer);
-	}
 	certstore_save(c->data, e->host, &e->st);
 out:
 	EVP_PKEY_free(key);
@@ -357,6 +474,7 @@ static void rebuild(struct acmed *a)
 	for (j = 0; j < nold; j++)
 		free(old[j].host);
 	free(old);
+	a->check_account = a->n > 0 && account_stale(c);
 	a->regen = false;
 }
 
@@ -385,6 +503,7 @@ static const struct conf_site *site_of(const struct conf *c, const char *host)
 static void *run(void *arg)
 {
 	struct acmed *a = arg;
+	sigset_t all;
 	struct timespec ts;
 	long long now, next, when;
 	struct entry *pick, local;
@@ -392,6 +511,9 @@ static void *run(void *arg)
 	bool placed, installed;
 	size_t i;
 
+	/* signals are the control thread's */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&a->mu);
 	while (!atomic_load(&a->stop)) {
 		if (a->regen)
@@ -401,7 +523,7 @@ static void *run(void *arg)
 		pick = NULL;
 		for (i = 0; i < a->n; i++) {
 			warn_expiry(&a->e[i], now);
-			when = due(a->gen->conf, &a->e[i]);
+			when = i == 0 && a->check_account ? now : due(a->gen->conf, &a->e[i]);
 			if (when <= now)
 				when = order_slot(a, now);
 			if (when < next) {
@@ -420,6 +542,7 @@ static void *run(void *arg)
 			pthread_mutex_lock(&a->mu);
 			pick->st = local.st;
 			pick->busy = false;
+			a->check_account = false;
 			if (placed)
 				note_placed(a, time(NULL));
 			gen_unref(g);
@@ -472,7 +595,16 @@ void acmed_reconfigure(struct acmed *a, struct gen *g)
 	pthread_mutex_unlock(&a->mu);
 }
 
-void acmed_stop(struct acmed *a)
+void acmed_prepare(const struct conf *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nsites; i++)
+		if (c->sites[i].tls == CONF_TLS_ACME)
+			certstore_recover(c->data, c->sites[i].host);
+}
+
+void acmed_signal_stop(struct acmed *a)
 {
 	if (a == NULL)
 		return;
@@ -480,6 +612,13 @@ void acmed_stop(struct acmed *a)
 	pthread_mutex_lock(&a->mu);
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
+}
+
+void acmed_stop(struct acmed *a)
+{
+	if (a == NULL)
+		return;
+	acmed_signal_stop(a);
 	if (a->started)
 		pthread_join(a->thread, NULL);
 	free_entries(a);
@@ -512,7 +651,7 @@ static void put_acme(json_t *o, const struct conf *c, const struct entry *e, lon
 {
 	const char *state;
 
-	if (e->busy || acme_order_pending(c->data, e->host))
+	if (e->busy)
 		state = "ordering";
 	else if (e->st.not_after == 0)
 		state = e->st.last_error[0] != '\0' ? "failing" : "waiting";
@@ -566,8 +705,12 @@ json_t *acmed_status(struct acmed *a, struct gen *g)
 		for (j = 0; a != NULL && s->tls == CONF_TLS_ACME && j < a->n; j++)
 			if (strcmp(a->e[j].host, s->host) == 0)
 				put_acme(o, c, &a->e[j], now);
-		if (s->tls == CONF_TLS_ACME && !certstore_has_cert(c->data, s->host))
-			json_object_set_new(o, "placeholder", json_true());
+		if (s->tls == CONF_TLS_ACME) {
+			json_object_set_new(o, "placeholder",
+					    json_boolean(tls_site_is_placeholder(g->tls, s)));
+			json_object_set_new(o, "order_in_progress",
+					    json_boolean(acme_order_pending(c->data, s->host)));
+		}
 		json_array_append_new(list, o);
 	}
 	if (a != NULL)

@@ -24,7 +24,13 @@
 #define ACMED_WARN_DAYS 7
 
 struct acmed;
+struct conf;
 struct gen;
+
+/* Before the TLS contexts of c are built: finish or undo certificate
+ * installs a crash cut short (certstore_recover), so what is served is
+ * what the ACME thread will find. Control thread. */
+void acmed_prepare(const struct conf *c);
 
 /* Start the thread for g's configuration (it idles without ACME sites).
  * NULL when the thread cannot be started (logged). */
@@ -32,6 +38,10 @@ struct acmed *acmed_start(struct gen *g, void (*changed)(void *arg), void *arg);
 
 /* A new configuration (reload) or a renewed generation. */
 void acmed_reconfigure(struct acmed *a, struct gen *g);
+
+/* Ask the thread to stop without waiting for it (a signal handler on the
+ * control loop); acmed_stop then joins. NULL is a no-op. */
+void acmed_signal_stop(struct acmed *a);
 
 /* Stop the thread (an order in flight is abandoned where it stands and
  * resumed at the next start) and free. NULL is a no-op. */

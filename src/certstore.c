@@ -53,18 +53,26 @@ bool certstore_has_cert(const char *data, const char *host)
 	return yes;
 }
 
-/* Whether the certificate in cert_file was issued for the key in key_file. */
-static bool pair_matches(const char *cert_file, const char *key_file)
+enum pair { PAIR_MATCH, PAIR_MISMATCH, PAIR_UNREADABLE };
+
+/* Whether the certificate in cert_file was issued for the key in key_file;
+ * UNREADABLE when either cannot be read now (which may pass). */
+static enum pair pair_check(const char *cert_file, const char *key_file)
 {
 	X509 *x = NULL;
 	EVP_PKEY *k = NULL;
-	bool yes = false;
+	enum pair p = PAIR_UNREADABLE;
 
 	if (x509_load_cert(cert_file, &x) == 0 && x509_load_key(key_file, &k) == 0)
-		yes = X509_check_private_key(x, k) == 1;
+		p = X509_check_private_key(x, k) == 1 ? PAIR_MATCH : PAIR_MISMATCH;
 	X509_free(x);
 	EVP_PKEY_free(k);
-	return yes;
+	return p;
+}
+
+static bool pair_matches(const char *cert_file, const char *key_file)
+{
+	return pair_check(cert_file, key_file) == PAIR_MATCH;
 }
 
 /*
@@ -90,7 +98,7 @@ int certstore_recover(const char *data, const char *host)
 		unlink(cnext);
 		unlink(knext);
 	}
-	if (rc == 0 && exists(cert) && exists(key) && !pair_matches(cert, key)) {
+	if (rc == 0 && exists(cert) && exists(key) && pair_check(cert, key) == PAIR_MISMATCH) {
 		log_error("certstore_recover: %s does not match %s; removing both, a new certificate will be ordered", cert, key);
 		unlink(cert);
 		unlink(key);
@@ -135,18 +143,24 @@ int certstore_install(const char *data, const char *host, EVP_PKEY *key,
 	return rc;
 }
 
-/* The facts of cert.pem that status and the schedule need. */
+/* The facts of cert.pem that status and the schedule need; none unless
+ * it and key.pem are a pair tls.c can serve. */
 static int cert_facts(const char *data, const char *host, struct certstore_state *st)
 {
 	char *path = certstore_path(data, host, "cert.pem");
+	char *key = certstore_path(data, host, "key.pem");
 	X509 *x = NULL;
 	char *serial = NULL, *ari = NULL;
 	int rc = 0;
 
 	st->not_before = st->not_after = 0;
 	st->serial[0] = st->issuer[0] = st->ari_id[0] = '\0';
-	if (!exists(path))
+	if (!exists(path) || !exists(key))
 		goto out;
+	if (!pair_matches(path, key)) {
+		rc = MOAT_EIO;
+		goto out;
+	}
 	if (x509_load_cert(path, &x) != 0) {
 		rc = MOAT_EIO;
 		goto out;
@@ -162,6 +176,7 @@ out:
 	free(ari);
 	X509_free(x);
 	free(path);
+	free(key);
 	return rc;
 }
 
@@ -207,6 +222,7 @@ int certstore_load(const char *data, const char *host, struct certstore_state *s
 			st->failures = (unsigned)num(o, "failures");
 			str(o, "last_error", st->last_error, sizeof(st->last_error));
 			str(o, "challenge", st->challenge, sizeof(st->challenge));
+			str(o, "directory", st->directory, sizeof(st->directory));
 		}
 	}
 	if (cert_facts(data, host, st) != 0)
@@ -221,7 +237,7 @@ int certstore_save(const char *data, const char *host, const struct certstore_st
 {
 	char *dir = certstore_path(data, host, NULL);
 	char *path = certstore_path(data, host, "state.json");
-	json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:s,s:s}",
+	json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:s,s:s,s:s}",
 			      "ari_start", (json_int_t)st->ari_start,
 			      "ari_end", (json_int_t)st->ari_end,
 			      "ari_check", (json_int_t)st->ari_check,
@@ -230,7 +246,8 @@ int certstore_save(const char *data, const char *host, const struct certstore_st
 			      "next_attempt", (json_int_t)st->next_attempt,
 			      "failures", (int)st->failures,
 			      "last_error", st->last_error,
-			      "challenge", st->challenge);
+			      "challenge", st->challenge,
+			      "directory", st->directory);
 	char *text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	int rc = MOAT_EIO;
 

@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define REFRESH_MS (3600ull * 1000) /* internal certificates are checked this often */
+#define REFRESH_MS (60ull * 1000) /* certificates due, or a failed TLS rebuild, are checked this often */
 #define REVOKE_POLL_MS 250          /* revocation lists: applied within a second */
 #define BAN_EXPIRY_MS 1000          /* ended bans leave the table this often */
 #define TRACKED_CLIENTS 100000      /* rate-limit buckets held at most */
@@ -56,6 +56,7 @@ struct control {
 	const char *file;    /* NULL: the built-in demo */
 	char *demo_data;
 	struct gen *gen;     /* current generation (control's reference) */
+	bool tls_pending;    /* a rebuild of the TLS contexts failed: retry it */
 	bool stopping;
 };
 
@@ -138,6 +139,7 @@ static int reload(struct control *ctl, const char *why)
 	if (c->ban_table != ctl->gen->conf->ban_table)
 		log_warn("limits.bans changed to %zu: the ban table keeps holding at most %zu until "
 			 "moat restarts", c->ban_table, ctl->gen->conf->ban_table);
+	acmed_prepare(c);
 	g = gen_new(c);
 	if (g == NULL) {
 		log_error("%s refused: still serving the previous configuration", why);
@@ -177,11 +179,10 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	log_info("%s: stopping (in-flight requests may finish; send it again to stop at once)", name);
 	workers_stop(false);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
-	/* an order in flight stops where it stands; the next start resumes it */
-	acmed_stop(ctl->acmed);
-	ctl->acmed = NULL;
-	ddns_stop(ctl->ddns);
-	ctl->ddns = NULL;
+	/* an order in flight stops where it stands (the next start resumes
+	 * it); the thread is joined once the loop is done, so a DNS record
+	 * being withdrawn never holds up the loop */
+	acmed_signal_stop(ctl->acmed);
 	/* The revocation poll goes on: a certificate revoked while requests
 	 * drain must still stop working. The signals stay handled until the
 	 * workers are gone (on_stopped): closing the last handle of a signal
@@ -202,6 +203,10 @@ static void on_stopped(uv_async_t *a)
 	uv_close((uv_handle_t *)&ctl->revoke, NULL);
 	uv_close((uv_handle_t *)&ctl->ban_expiry, NULL);
 	uv_close((uv_handle_t *)&ctl->bans, NULL);
+	/* the ACME thread was told to stop at the signal; it must be gone
+	 * before the handle it signals is */
+	acmed_stop(ctl->acmed);
+	ctl->acmed = NULL;
 	uv_close((uv_handle_t *)&ctl->certs, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
 	admin_stop(ctl->admin);
@@ -233,16 +238,19 @@ static void renew_tls(struct control *ctl, const char *what)
 
 	if (g == NULL) {
 		log_error("%s: the TLS contexts could not be rebuilt; the current certificates keep "
-			  "serving, retrying in %llu minutes", what,
-			  (unsigned long long)(REFRESH_MS / 60000));
+			  "serving, retrying every %llu s", what,
+			  (unsigned long long)(REFRESH_MS / 1000));
+		ctl->tls_pending = true;
 		return;
 	}
 	if (workers_reload(g) != 0) {
 		gen_unref(g);
+		ctl->tls_pending = true;
 		return;
 	}
 	gen_unref(ctl->gen);
 	ctl->gen = g;
+	ctl->tls_pending = false;
 	acmed_reconfigure(ctl->acmed, g);
 	log_info("%s", what);
 }
@@ -253,7 +261,9 @@ static void on_refresh(uv_timer_t *t)
 {
 	struct control *ctl = t->data;
 
-	if (tls_sites_need_renewal(ctl->gen->tls, (long long)time(NULL)))
+	if (ctl->tls_pending)
+		renew_tls(ctl, "new certificates are being served");
+	else if (tls_sites_need_renewal(ctl->gen->tls, (long long)time(NULL)))
 		renew_tls(ctl, "renewed internal certificates");
 }
 
@@ -485,6 +495,7 @@ int cli_run(int argc, char **argv)
 		free(ctl.demo_data);
 		return 1;
 	}
+	acmed_prepare(c);
 	ctl.gen = gen_new(c);
 	if (ctl.gen == NULL) {
 		log_error("not started");

@@ -636,6 +636,13 @@ void confacme_check(struct confdoc *d, const struct conf *c)
 					"duckdns, token: \"${DUCKDNS_TOKEN}\" } } (or rfc2136), or "
 					"use tls: internal", s->host,
 					wild ? " (wildcard certificates can only be validated by DNS)" : "");
+		} else if ((wild || s->chal == CONF_CHAL_DNS) &&
+			   c->acme.dns.provider == CONF_DNS_DUCKDNS && c->acme.dns.domain == NULL &&
+			   !ends_with_label(s->host, "duckdns.org")) {
+			confdoc_err_pos(d, s->line, s->col, "site \"%s\" would be validated through "
+					"DuckDNS, but it is not a duckdns.org name; set acme.dns.domain to "
+					"the DuckDNS subdomain its _acme-challenge name points to (CNAME)",
+					s->host);
 		} else if (wild && s->chal != CONF_CHAL_AUTO && s->chal != CONF_CHAL_DNS) {
 			confdoc_err_pos(d, s->line, s->col, "site \"%s\" is a wildcard; its "
 					"certificate can only be validated by DNS-01: use tls: "

@@ -43,6 +43,7 @@ struct tls_sites {
 	SSL_CTX *front;
 	SSL_CTX **site_ctx; /* parallel to conf->sites */
 	long long *renew_at; /* parallel: when an internal certificate is due (0: never) */
+	bool *placeholder;   /* parallel: an ACME site served by the internal CA for now */
 	unsigned char (*sid)[SHA256_DIGEST_LENGTH]; /* parallel: session id context */
 	unsigned char sid_none[SHA256_DIGEST_LENGTH]; /* for a hello naming no site */
 	struct client_trust **trust; /* parallel: NULL for clients: off */
@@ -440,6 +441,7 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 	t->conf = c;
 	t->site_ctx = xcalloc(c->nsites, sizeof(*t->site_ctx));
 	t->renew_at = xcalloc(c->nsites, sizeof(*t->renew_at));
+	t->placeholder = xcalloc(c->nsites, sizeof(*t->placeholder));
 	t->trust = xcalloc(c->nsites, sizeof(*t->trust));
 	/* digests of the site names, computed once rather than per hello */
 	t->sid = xcalloc(c->nsites, sizeof(*t->sid));
@@ -491,6 +493,7 @@ struct tls_sites *tls_sites_new(const struct conf *c)
 				t->renew_at[i] = renewal_time(t->site_ctx[i]);
 			else if (s->tls == CONF_TLS_ACME && is_placeholder(c, s, cert))
 				t->renew_at[i] = renewal_time(t->site_ctx[i]);
+			t->placeholder[i] = s->tls == CONF_TLS_ACME && is_placeholder(c, s, cert);
 			if (s->clients != CONF_CLIENTS_OFF && setup_clients(t, i) < 0)
 				ok = false;
 		}
@@ -520,6 +523,7 @@ void tls_sites_free(struct tls_sites *t)
 	free(t->trust);
 	free(t->site_ctx);
 	free(t->renew_at);
+	free(t->placeholder);
 	free(t->sid);
 	SSL_CTX_free(t->front);
 	free(t);
@@ -577,4 +581,9 @@ X509 *tls_site_cert(const struct tls_sites *t, const struct conf_site *s)
 	SSL_CTX *ctx = t->site_ctx[s - t->conf->sites];
 
 	return ctx != NULL ? SSL_CTX_get0_certificate(ctx) : NULL;
+}
+
+bool tls_site_is_placeholder(const struct tls_sites *t, const struct conf_site *s)
+{
+	return t->placeholder[s - t->conf->sites];
 }

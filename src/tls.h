@@ -58,6 +58,10 @@ bool tls_sites_need_renewal(const struct tls_sites *t, long long now);
  * valid while t is). */
 X509 *tls_site_cert(const struct tls_sites *t, const struct conf_site *s);
 
+/* Whether s (an ACME site) is served the internal CA's stand-in because
+ * it has no usable ACME certificate yet. */
+bool tls_site_is_placeholder(const struct tls_sites *t, const struct conf_site *s);
+
 struct client_trust;
 struct client_id;
 
