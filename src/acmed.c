@@ -173,9 +173,6 @@ static int update_contact(struct acme_client *cl, const struct conf *c, char **e
 	}
 	payload = json_dumps(req, JSON_COMPACT);
 	rc = acme_post(cl, cl->kid, payload, &r, &j, err);
-	if (rc == 0)
-		log_info("acme: account %s now has contact %s", cl->kid,
-			 c->acme.email != NULL ? c->acme.email : "none");
 	free(payload);
 	free(mailto);
 	json_decref(req);
@@ -233,6 +230,8 @@ static int account(struct acme_client *cl, const struct conf *c, EVP_PKEY **key,
 		   (email != NULL && strcmp(email, c->acme.email) != 0)) {
 		if (update_contact(cl, c, err) != 0 || save_account(jsonf, cl->kid, c, err) != 0)
 			goto out;
+		log_info("acme: account %s now has contact %s", cl->kid,
+			 c->acme.email != NULL ? c->acme.email : "none");
 	}
 	rc = 0;
 out:

@@ -16,7 +16,6 @@
  * receive a reset that would destroy the response it is about to read.
  */
 #include "conn.h"
-#include "acme_chal.h"
 #include "clientcert.h"
 #include "clientip.h"
 #include "conf.h"
@@ -537,9 +536,6 @@ static void take_over(struct conn *c, size_t mark)
 static bool handshake(struct conn *c)
 {
 	size_t mark = c->out.len;
-	const unsigned char *alpn;
-	unsigned int alpn_len;
-	const char *sni;
 	int n, err;
 
 	/* SSL_get_error reads this thread's error queue: anything left there
@@ -557,16 +553,10 @@ static bool handshake(struct conn *c)
 		conn_abort(c); /* sends the alert OpenSSL queued */
 		return false;
 	}
-	/* An ACME CA validating a TLS-ALPN-01 challenge (tls.c chose the
-	 * challenge's certificate): the handshake is the whole exchange (RFC
-	 * 8737 3), nothing on the connection is HTTP. OpenSSL still carries
-	 * it, so close_notify follows the last flight, then the close. */
-	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-	if (alpn_len == sizeof(ACME_TLS_ALPN) - 1 &&
-	    memcmp(alpn, ACME_TLS_ALPN, alpn_len) == 0) {
-		sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
-		log_info("acme: answered a TLS-ALPN-01 challenge for %s from %s",
-			 sni != NULL ? sni : "(no name)", c->peer);
+	/* An ACME CA validating a TLS-ALPN-01 challenge: the handshake is the
+	 * whole exchange (RFC 8737 3). OpenSSL still carries the connection,
+	 * so close_notify follows the last flight, then the close. */
+	if (tls_is_acme_challenge(c->ssl, c->peer)) {
 		conn_close_after_write(c, true);
 		return false;
 	}

@@ -587,3 +587,18 @@ bool tls_site_is_placeholder(const struct tls_sites *t, const struct conf_site *
 {
 	return t->placeholder[s - t->conf->sites];
 }
+
+bool tls_is_acme_challenge(SSL *ssl, const char *peer)
+{
+	const unsigned char *alpn;
+	unsigned int len;
+	const char *sni;
+
+	SSL_get0_alpn_selected(ssl, &alpn, &len);
+	if (len != sizeof(ACME_TLS_ALPN) - 1 || memcmp(alpn, ACME_TLS_ALPN, len) != 0)
+		return false;
+	sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	log_info("acme: answered a TLS-ALPN-01 challenge for %s from %s",
+		 sni != NULL ? sni : "(no name)", peer);
+	return true;
+}

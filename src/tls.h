@@ -62,6 +62,11 @@ X509 *tls_site_cert(const struct tls_sites *t, const struct conf_site *s);
  * it has no usable ACME certificate yet. */
 bool tls_site_is_placeholder(const struct tls_sites *t, const struct conf_site *s);
 
+/* After a finished handshake: whether it answered an ACME TLS-ALPN-01
+ * challenge (ALPN acme-tls/1, chosen only while one is published; logged
+ * with peer), so the connection carries nothing more and is closed. */
+bool tls_is_acme_challenge(SSL *ssl, const char *peer);
+
 struct client_trust;
 struct client_id;
 

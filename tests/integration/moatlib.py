@@ -259,6 +259,8 @@ class Moat:
         self.http_port = free_port()
         self.proc = None
         self._stopped = False
+        # the environment of the next start (None: the test's own)
+        self.env = None
 
     def config(self, sites, **top):
         cfg = {
@@ -318,7 +320,7 @@ class Moat:
         try:
             self.proc = subprocess.Popen([MOAT_BIN, "run", "-c", self.conf_file],
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         cwd=self.dir)
+                                         cwd=self.dir, env=self.env)
         finally:
             err.close()
             out.close()

@@ -186,6 +186,42 @@ class Recovery(M.MoatTestCase):
         self.assertEqual(A.data_problems(m.data), [])
 
 
+class Expiry(M.MoatTestCase):
+    """Fewer than 7 days left and the CA unreachable: the log warns and
+    moat status flags the certificate, which keeps being served. moat runs
+    under libfaketime at three days before the certificate's end."""
+
+    def test_warning_when_fewer_than_7_days_remain(self):
+        lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+        if not os.path.exists(lib):
+            self.skipTest("libfaketime is not installed (scripts/deps.sh test)")
+        env = A.AcmeEnv(self)
+        up = self.upstream()
+        sites = {HOST: M.site(up, tls={"acme": "http"})}
+        m = env.start_moat(sites)
+        A.wait_installed(m, HOST)
+        leaf = A.wait_served_by(m.https_port, HOST, env.pebble.root, timeout=10, moat=m)
+        m.stop()
+        A.reset_stopped(m)
+        when = A.not_after(leaf) - 3 * DAY
+        # preloaded directly (not the faketime wrapper) so that moat itself
+        # gets moatlib's signals; "@" starts the clock there and lets it run
+        m.env = dict(os.environ, TZ="UTC", LD_PRELOAD=lib,
+                     FAKETIME="@" + when.strftime("%Y-%m-%d %H:%M:%S"),
+                     ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+        # nothing listens at the directory: no renewal can happen
+        env.start_moat(sites, acme={"directory": "https://127.0.0.1:%d/dir" % M.free_port()})
+        A.wait_log(m, r"acme: %s: the certificate expires in [23] days" % re.escape(HOST))
+        st = A.cert_status(m, HOST)
+        self.assertTrue(st.get("expiring_soon"), st)
+        self.assertIn(st.get("days_left"), (2, 3), st)
+        rc, out, err = A.moat_cli("status", "-c", m.conf_file)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"WARNING: expires in [23] days")
+        # still served (the clock of this test is not faked: check the serial)
+        self.assertEqual(A.served_serial(m.https_port, HOST), leaf.serial_number)
+
+
 class CaErrors(M.MoatTestCase):
     def test_503_with_retry_after_then_success(self):
         """The directory answers 503 with Retry-After: 2 once. moat logs the
