@@ -558,11 +558,6 @@ int acme_dns_clear(const struct conf_dns *d, const char *ca_roots, const char *i
 	return provider_missing(err);
 }
 
-bool acme_dns_one_at_a_time(const struct conf_dns *d)
-{
-	return d->provider == CONF_DNS_DUCKDNS;
-}
-
 int acme_dns_wait(const struct conf_dns *d, const char *ident, const char *value,
 		  const _Atomic bool *stop, char **err)
 {

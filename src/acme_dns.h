@@ -9,8 +9,8 @@
  * _acme-challenge.example.org) can hold their two values at once.
  * DuckDNS holds one TXT value per domain and setting it replaces the one
  * before: such a pair cannot both validate at the same time through
- * DuckDNS. With acme_dns_one_at_a_time() true the caller sets, waits, has
- * the CA validate and clears each challenge before the next.
+ * DuckDNS, so callers (acme_order.c) set, wait, have the CA validate and
+ * clear each challenge before the next, for every provider.
  *
  * Every call blocks: run them on the ACME thread. stop may be NULL; when
  * it turns true, waits end early with MOAT_EIO. On failure *err is a heap
@@ -54,9 +54,6 @@ int acme_dns_clear(const struct conf_dns *d, const char *ca_roots, const char *i
  */
 int acme_dns_wait(const struct conf_dns *d, const char *ident, const char *value,
 		  const _Atomic bool *stop, char **err);
-
-/* Whether the provider holds one challenge value at a time (duckdns). */
-bool acme_dns_one_at_a_time(const struct conf_dns *d);
 
 /*
  * The DuckDNS domain that holds ident's record: d->domain when set, else

@@ -23,7 +23,8 @@
 #include "util.h"
 
 #define ORDER_MAX (16 * 1024)
-#define ORDER_STEPS 600          /* order state checks before giving up */
+#define ORDER_STEPS 600          /* order state checks before giving up ... */
+#define ORDER_MAX_S (30 * 60)    /* ... or this long: other sites wait meanwhile */
 #define AUTHZ_WAIT_S (5 * 60)    /* a challenge's validation may take this long */
 #define ORDER_RUNS 5              /* runs that may try to finish one order */
 #define POLL_MIN_S 1
@@ -90,7 +91,7 @@ static int load_order(const struct acme_job *job, char **url, EVP_PKEY **key,
 	char *json = certstore_path(job->data, job->host, "order.json");
 	char *keyf = certstore_path(job->data, job->host, "order.key");
 	char *text = NULL, *why = NULL;
-	const char *u, *name;
+	const char *u, *name, *dir;
 	json_error_t je;
 	json_t *o = NULL;
 	size_t len;
@@ -105,8 +106,15 @@ static int load_order(const struct acme_job *job, char **url, EVP_PKEY **key,
 	o = json_loadb(text, len, 0, &je);
 	u = json_string_value(json_object_get(o, "url"));
 	name = json_string_value(json_object_get(o, "host"));
+	dir = json_string_value(json_object_get(o, "directory"));
 	if (u == NULL || name == NULL || strcmp(name, job->host) != 0)
 		goto out;
+	if (dir == NULL || strcmp(dir, job->directory) != 0) {
+		/* placed with another CA (the directory changed): not ours to finish */
+		log_info("acme: %s: dropping the order %s of another directory", job->host, u);
+		drop_order(job);
+		goto out;
+	}
 	*key = acme_key_load(keyf, &why);
 	if (*key == NULL) {
 		log_warn("acme: %s: the saved order's key is unusable (%s); placing a new order",
@@ -128,8 +136,9 @@ out:
 static int save_order(const struct acme_job *job, const char *url, unsigned runs)
 {
 	char *path = certstore_path(job->data, job->host, "order.json");
-	json_t *o = json_pack("{s:s,s:s,s:I,s:i}", "url", url, "host", job->host,
-			      "saved", (json_int_t)time(NULL), "runs", (int)runs);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:i}", "url", url, "host", job->host,
+			      "directory", job->directory, "saved", (json_int_t)time(NULL),
+			      "runs", (int)runs);
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	int rc = fs_write_atomic(path, text, strlen(text), 0600);
 
@@ -234,18 +243,22 @@ static json_t *pick(json_t *authz, const char *const *pref, size_t npref)
 	return NULL;
 }
 
-/* The challenge of authz the CA has started validating, or has just
- * found valid while the authorization itself is still pending; NULL when
- * none was started. */
-static json_t *in_progress(json_t *authz)
+/* The challenge of authz, of a type moat would answer, that the CA has
+ * started validating or has just found valid while the authorization is
+ * still pending; NULL when none was started. */
+static json_t *in_progress(json_t *authz, const char *const *pref, size_t npref)
 {
 	json_t *c;
-	size_t i;
+	size_t i, k;
 
-	json_array_foreach(json_object_get(authz, "challenges"), i, c)
-		if (strcmp(jstr(c, "status"), "processing") == 0 ||
-		    strcmp(jstr(c, "status"), "valid") == 0)
-			return c;
+	json_array_foreach(json_object_get(authz, "challenges"), i, c) {
+		if (strcmp(jstr(c, "status"), "processing") != 0 &&
+		    strcmp(jstr(c, "status"), "valid") != 0)
+			continue;
+		for (k = 0; k < npref; k++)
+			if (strcmp(jstr(c, "type"), pref[k]) == 0)
+				return c;
+	}
 	return NULL;
 }
 
@@ -359,6 +372,34 @@ static int wait_authz(struct acme_client *cl, const struct acme_job *job, const 
 	}
 }
 
+/* The CA refused to start a challenge with a 400: some (pebble) show one
+ * they are already validating as pending and refuse once it turned valid.
+ * True (and *err cleared) when the challenge, fetched again, is no longer
+ * pending; then the authorization tells how it went. */
+static bool started_anyway(struct acme_client *cl, const struct acme_job *job,
+			   const char *url, const char *type, char **err)
+{
+	struct httpc_resp r = {0};
+	json_t *ch = NULL;
+	char *why = NULL;
+	bool yes = false;
+
+	if (cl->status != 400)
+		return false;
+	if (acme_post(cl, url, "", &r, &ch, &why) == 0 &&
+	    strcmp(jstr(ch, "status"), "pending") != 0) {
+		log_info("acme: %s: the %s challenge was already %s (%s)", job->host, type,
+			 jstr(ch, "status"), *err);
+		free(*err);
+		*err = NULL;
+		yes = true;
+	}
+	free(why);
+	json_decref(ch);
+	httpc_resp_free(&r);
+	return yes;
+}
+
 static int do_authz(struct acme_client *cl, const struct acme_job *job, const char *url,
 		    char *chal, size_t cap, char **err)
 {
@@ -388,7 +429,7 @@ static int do_authz(struct acme_client *cl, const struct acme_job *job, const ch
 	n = preference(job, wildcard, pref);
 	/* a challenge the CA is already validating (moat was stopped while it
 	 * did) is answered again rather than another one started */
-	ch = in_progress(authz);
+	ch = in_progress(authz, pref, n);
 	if (ch == NULL)
 		ch = pick(authz, pref, n);
 	if (ch == NULL || ident == NULL) {
@@ -407,14 +448,9 @@ static int do_authz(struct acme_client *cl, const struct acme_job *job, const ch
 	 * one they are validating as pending, and refuse the request once it
 	 * turned valid: the authorization, polled next, tells how it went. */
 	if (strcmp(jstr(ch, "status"), "pending") == 0 &&
-	    acme_post(cl, jstr(ch, "url"), "{}", &r, &j, err) != 0) {
-		if (cl->status != 400)
-			goto out;
-		log_info("acme: %s: the CA would not start the %s challenge again (%s); "
-			 "checking the authorization", job->host, p.type, *err);
-		free(*err);
-		*err = NULL;
-	}
+	    acme_post(cl, jstr(ch, "url"), "{}", &r, &j, err) != 0 &&
+	    !started_anyway(cl, job, jstr(ch, "url"), p.type, err))
+		goto out;
 	if (wait_authz(cl, job, url, &authz, err) != 0)
 		goto out;
 	st = jstr(authz, "status");
@@ -499,8 +535,9 @@ static int advance(struct acme_client *cl, const struct acme_job *job, const cha
 	long long d;
 	size_t i;
 	int step, rc = MOAT_EIO;
+	time_t deadline = time(NULL) + ORDER_MAX_S;
 
-	for (step = 0; step < ORDER_STEPS; step++) {
+	for (step = 0; step < ORDER_STEPS && time(NULL) < deadline; step++) {
 		json_decref(order);
 		order = NULL;
 		httpc_resp_free(&r);
@@ -533,7 +570,7 @@ static int advance(struct acme_client *cl, const struct acme_job *job, const cha
 			goto out;
 		}
 	}
-	*err = xstrdup("the order did not complete");
+	*err = xasprintf("the order did not complete within %d minutes", ORDER_MAX_S / 60);
 	rc = MOAT_EIO;
 out:
 	json_decref(order);

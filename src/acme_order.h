@@ -24,6 +24,7 @@ struct acme_client;
 /* Everything is borrowed for the duration of acme_order_run. */
 struct acme_job {
 	const char *data;          /* data directory */
+	const char *directory;     /* the CA's directory URL (an order of another is dropped) */
 	const char *host;          /* the site's name: the certificate's one name */
 	enum conf_chal chal;       /* the site's choice */
 	bool http, https;          /* which listeners moat has */

@@ -70,6 +70,13 @@ static long long backoff_s(unsigned failures)
 
 /* ---- the schedule -------------------------------------------------------- */
 
+/* Whether st's certificate came through the configured directory (an
+ * older state.json that does not say is taken as yes). */
+static bool same_directory(const struct conf *c, const struct certstore_state *st)
+{
+	return st->directory[0] == '\0' || strcmp(st->directory, c->acme.directory) == 0;
+}
+
 /* When the certificate should be renewed, before retries and rate limits. */
 static long long renewal_time(const struct conf *c, const struct certstore_state *st)
 {
@@ -77,8 +84,7 @@ static long long renewal_time(const struct conf *c, const struct certstore_state
 
 	/* a certificate from another CA than the configured one (staging,
 	 * then production) is replaced now */
-	if (st->not_after == 0 || (st->directory[0] != '\0' &&
-				   strcmp(st->directory, c->acme.directory) != 0))
+	if (st->not_after == 0 || !same_directory(c, st))
 		return 0;
 	third = st->not_after - (st->not_after - st->not_before) / 3;
 	own = c->acme.renew_before_ms > 0 ?
@@ -181,6 +187,18 @@ static int update_contact(struct acme_client *cl, const struct conf *c, char **e
 	return rc;
 }
 
+/* The CA forgot the account (a reset test CA, a deactivated account):
+ * forget its URL, so the next attempt registers the key again. */
+static void forget_account(const struct conf *c)
+{
+	char *dir = account_dir(c->data, c->acme.directory);
+	char *jsonf = xasprintf("%s/account.json", dir);
+
+	unlink(jsonf);
+	free(jsonf);
+	free(dir);
+}
+
 /* Load or create the account key and make sure the CA knows the account.
  * A key file that exists but cannot be read is an error, never replaced:
  * the account (and the CA's rate limits) belong to it. */
@@ -228,10 +246,19 @@ static int account(struct acme_client *cl, const struct conf *c, EVP_PKEY **key,
 		log_info("acme: account %s", cl->kid);
 	} else if ((email == NULL) != (c->acme.email == NULL) ||
 		   (email != NULL && strcmp(email, c->acme.email) != 0)) {
-		if (update_contact(cl, c, err) != 0 || save_account(jsonf, cl->kid, c, err) != 0)
+		/* a CA refusing the new address must not stop certificates:
+		 * account.json keeps the old one, so it is tried again */
+		if (update_contact(cl, c, &why) != 0) {
+			log_warn("acme: account %s: the CA refused the contact %s: %s", cl->kid,
+				 c->acme.email != NULL ? c->acme.email : "(none)", why);
+			if (strstr(why, "accountDoesNotExist") != NULL)
+				forget_account(c);
+		} else if (save_account(jsonf, cl->kid, c, err) != 0) {
 			goto out;
-		log_info("acme: account %s now has contact %s", cl->kid,
-			 c->acme.email != NULL ? c->acme.email : "none");
+		} else {
+			log_info("acme: account %s now has contact %s", cl->kid,
+				 c->acme.email != NULL ? c->acme.email : "none");
+		}
 	}
 	rc = 0;
 out:
@@ -270,16 +297,21 @@ static bool account_stale(const struct conf *c)
 	return stale;
 }
 
-/* The CA forgot the account (a reset test CA, a deactivated account):
- * forget its URL, so the next attempt registers the key again. */
-static void forget_account(const struct conf *c)
-{
-	char *dir = account_dir(c->data, c->acme.directory);
-	char *jsonf = xasprintf("%s/account.json", dir);
 
-	unlink(jsonf);
-	free(jsonf);
-	free(dir);
+/* Only the account: the contact update after an email change. */
+static void visit_account(struct acmed *a, const struct conf *c)
+{
+	struct acme_client cl;
+	EVP_PKEY *key = NULL;
+	char *err = NULL;
+
+	if (acme_client_open(&cl, c->acme.directory, c->acme.ca_roots, &a->stop, &err) != 0 ||
+	    account(&cl, c, &key, &err) != 0)
+		log_warn("acme: cannot update the account: %s; tried again at the next visit to "
+			 "the CA", err != NULL ? err : "unknown error");
+	EVP_PKEY_free(key);
+	acme_client_free(&cl);
+	free(err);
 }
 
 /* ---- one certificate ---------------------------------------------------- */
@@ -392,7 +424,7 @@ static bool work(struct acmed *a, const struct conf *c, const struct conf_site *
 		}
 		goto save;
 	}
-	if (e->st.not_after != 0 && e->st.ari_check <= now) {
+	if (e->st.not_after != 0 && e->st.ari_check <= now && same_directory(c, &e->st)) {
 		check_ari(&cl, e->host, &e->st, now);
 		due_now = due_now || now >= renewal_time(c, &e->st);
 	}
@@ -400,6 +432,7 @@ static bool work(struct acmed *a, const struct conf *c, const struct conf_site *
 		goto save;
 	log_info("acme: %s: ordering a certificate from %s", e->host, c->acme.directory);
 	job.data = c->data;
+	job.directory = c->acme.directory;
 	job.host = e->host;
 	job.chal = s->chal;
 	job.http = c->nhttp > 0;
@@ -407,7 +440,9 @@ static bool work(struct acmed *a, const struct conf *c, const struct conf_site *
 	job.dns = &c->acme.dns;
 	job.ca_roots = c->acme.ca_roots;
 	job.avoid = e->st.failures > 0 && e->st.challenge[0] != '\0' ? e->st.challenge : NULL;
-	job.replaces = e->st.ari_id[0] != '\0' ? e->st.ari_id : NULL;
+	/* RFC 9773 replaces names a certificate of this CA's; one from
+	 * another directory is not the new CA's to know */
+	job.replaces = e->st.ari_id[0] != '\0' && same_directory(c, &e->st) ? e->st.ari_id : NULL;
 	job.stop = &a->stop;
 	e->st.last_attempt = now;
 	if (acme_order_run(&cl, &job, placed, chal, sizeof(chal), &err) != 0) {
@@ -517,12 +552,23 @@ static void *run(void *arg)
 	while (!atomic_load(&a->stop)) {
 		if (a->regen)
 			rebuild(a);
+		if (a->check_account) {
+			/* an email change reaches the CA now, not at the next
+			 * renewal; no certificate is ordered for it */
+			a->check_account = false;
+			g = gen_ref(a->gen);
+			pthread_mutex_unlock(&a->mu);
+			visit_account(a, g->conf);
+			pthread_mutex_lock(&a->mu);
+			gen_unref(g);
+			continue;
+		}
 		now = time(NULL);
 		next = now + 3600;
 		pick = NULL;
 		for (i = 0; i < a->n; i++) {
 			warn_expiry(&a->e[i], now);
-			when = i == 0 && a->check_account ? now : due(a->gen->conf, &a->e[i]);
+			when = due(a->gen->conf, &a->e[i]);
 			if (when <= now)
 				when = order_slot(a, now);
 			if (when < next) {
@@ -541,7 +587,6 @@ static void *run(void *arg)
 			pthread_mutex_lock(&a->mu);
 			pick->st = local.st;
 			pick->busy = false;
-			a->check_account = false;
 			if (placed)
 				note_placed(a, time(NULL));
 			gen_unref(g);

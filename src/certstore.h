@@ -37,7 +37,8 @@ struct certstore_state {
 	unsigned failures;                /* in a row */
 	char last_error[CERTSTORE_ERR_MAX]; /* "" after a success */
 	char challenge[16];               /* the challenge type last used */
-	char directory[256];              /* the ACME directory that issued cert.pem */
+	char directory[256];              /* the ACME directory that issued cert.pem
+					   * (at most CONFACME_URL_MAX) */
 };
 
 /* DATA/certs/NAME[/file]: heap strings. file may be NULL. */

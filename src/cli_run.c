@@ -57,6 +57,7 @@ struct control {
 	char *demo_data;
 	struct gen *gen;     /* current generation (control's reference) */
 	bool tls_pending;    /* a rebuild of the TLS contexts failed: retry it */
+	unsigned tls_failures; /* rebuilds failed in a row */
 	bool stopping;
 };
 
@@ -139,7 +140,6 @@ static int reload(struct control *ctl, const char *why)
 	if (c->ban_table != ctl->gen->conf->ban_table)
 		log_warn("limits.bans changed to %zu: the ban table keeps holding at most %zu until "
 			 "moat restarts", c->ban_table, ctl->gen->conf->ban_table);
-	acmed_prepare(c);
 	g = gen_new(c);
 	if (g == NULL) {
 		log_error("%s refused: still serving the previous configuration", why);
@@ -157,6 +157,7 @@ static int reload(struct control *ctl, const char *why)
 	}
 	gen_unref(ctl->gen);
 	ctl->gen = g;
+	ctl->tls_pending = false;
 	acmed_reconfigure(ctl->acmed, g);
 	ddns_reconfigure(&ctl->ddns, &g->conf->ddns);
 	log_info("%sed %s (%zu sites)", why, ctl->file ? ctl->file : "the built-in demo",
@@ -180,8 +181,8 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	workers_stop(false);
 	uv_close((uv_handle_t *)&ctl->refresh, NULL);
 	/* an order in flight stops where it stands (the next start resumes
-	 * it); the thread is joined once the loop is done, so a DNS record
-	 * being withdrawn never holds up the loop */
+	 * it); the thread is joined when the workers are done (on_stopped),
+	 * so withdrawing a DNS record does not hold up the drain */
 	acmed_signal_stop(ctl->acmed);
 	/* The revocation poll goes on: a certificate revoked while requests
 	 * drain must still stop working. The signals stay handled until the
@@ -197,16 +198,18 @@ static void on_stopped(uv_async_t *a)
 
 	if (!workers_all_stopped())
 		return;
+	/* The ACME thread was told to stop at the signal; it must be gone
+	 * before the handle it signals is, and is joined before the signal
+	 * handles close (which puts back the default actions): a SIGHUP
+	 * while it withdraws a DNS record must not kill the process. */
+	acmed_stop(ctl->acmed);
+	ctl->acmed = NULL;
 	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->revoke, NULL);
 	uv_close((uv_handle_t *)&ctl->ban_expiry, NULL);
 	uv_close((uv_handle_t *)&ctl->bans, NULL);
-	/* the ACME thread was told to stop at the signal; it must be gone
-	 * before the handle it signals is */
-	acmed_stop(ctl->acmed);
-	ctl->acmed = NULL;
 	uv_close((uv_handle_t *)&ctl->certs, NULL);
 	uv_close((uv_handle_t *)&ctl->stopped, NULL);
 	admin_stop(ctl->admin);
@@ -236,14 +239,12 @@ static void renew_tls(struct control *ctl, const char *what)
 {
 	struct gen *g = gen_renew(ctl->gen);
 
-	if (g == NULL) {
-		log_error("%s: the TLS contexts could not be rebuilt; the current certificates keep "
-			  "serving, retrying every %llu s", what,
-			  (unsigned long long)(REFRESH_MS / 1000));
-		ctl->tls_pending = true;
-		return;
-	}
-	if (workers_reload(g) != 0) {
+	if (g == NULL || workers_reload(g) != 0) {
+		/* said once, and then once an hour while it keeps failing */
+		if (ctl->tls_failures++ % 60 == 0)
+			log_error("%s: the TLS contexts could not be rebuilt (above); the current "
+				  "certificates keep serving, retrying every %llu s", what,
+				  (unsigned long long)(REFRESH_MS / 1000));
 		gen_unref(g);
 		ctl->tls_pending = true;
 		return;
@@ -251,6 +252,7 @@ static void renew_tls(struct control *ctl, const char *what)
 	gen_unref(ctl->gen);
 	ctl->gen = g;
 	ctl->tls_pending = false;
+	ctl->tls_failures = 0;
 	acmed_reconfigure(ctl->acmed, g);
 	log_info("%s", what);
 }

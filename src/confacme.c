@@ -422,6 +422,10 @@ static void parse_acme(struct confdoc *d, const char *dir, const yaml_node_t *n,
 	if (f[1].val != NULL)
 		url_value(d, f[1].val, "acme.directory", "\"" CONFACME_LE_DIRECTORY "\"",
 			  &a->directory);
+	/* state.json keeps the issuing directory to compare with this one */
+	if (f[1].val != NULL && strlen(a->directory) > CONFACME_URL_MAX)
+		confdoc_err(d, f[1].val, "acme.directory is %zu characters long; at most %d are "
+			    "supported", strlen(a->directory), CONFACME_URL_MAX);
 	if (f[2].val != NULL)
 		file_value(d, dir, f[2].val, "acme.ca_roots", &a->ca_roots);
 	if (f[3].val != NULL)

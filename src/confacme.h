@@ -19,6 +19,7 @@ struct conf_site;
 
 #define CONFACME_LE_DIRECTORY "https://acme-v02.api.letsencrypt.org/directory"
 #define CONFACME_DUCKDNS_URL "https://www.duckdns.org/update"
+#define CONFACME_URL_MAX 255 /* longest acme.directory (certstore.h keeps it) */
 
 /* The defaults before the file is read. */
 void confacme_defaults(struct conf *c);

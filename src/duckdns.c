@@ -314,8 +314,12 @@ int duckdns_call(const char *url, const char *ca_roots, const char *token,
 		*err = xasprintf("DuckDNS answered KO for %s (bad token or domain?)", domains);
 		rc = MOAT_EIO;
 	} else if (rc < 0) {
-		excerpt(r.body, r.len, buf, sizeof(buf));
-		ex = hide_token(xstrdup(buf), full, url, token);
+		/* the token goes before the cut, or a cut through it would
+		 * leave a prefix no search finds */
+		ex = hide_token(xstrndup(r.body, r.len), full, url, token);
+		excerpt(ex, strlen(ex), buf, sizeof(buf));
+		free(ex);
+		ex = xstrdup(buf);
 		*err = xasprintf("DuckDNS gave an unexpected answer to the %s of %s: \"%s\"",
 				 what(op), domains, ex);
 		rc = MOAT_EIO;

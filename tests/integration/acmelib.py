@@ -938,6 +938,17 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def due_for_renewal_window(data, host):
+    """Edit a stopped moat's state.json as if the next visit to the CA for
+    the certificate's renewal window (every 6 hours) were due now."""
+    path = os.path.join(cert_dir(data, host), "state.json")
+    with open(path) as f:
+        state = json.load(f)
+    state["ari_check"] = 0
+    with open(path, "w") as f:
+        json.dump(state, f)
+
+
 def cert_dir(data, host):
     name = "_wildcard" + host[1:] if host.startswith("*") else host
     return os.path.join(data, "certs", name)

@@ -253,7 +253,12 @@ class Lifecycle(AcmeCase):
         m = env.start_moat(sites)
         A.wait_installed(m, HOST)
         first = self.assert_chains_to_pebble(env, m, HOST)
-        m = self.restart(env, m, sites, acme={"directory": front.url})
+        m.stop()
+        # its renewal-window visit due too, so that a moat asking the new
+        # directory about the old certificate would do it now
+        A.due_for_renewal_window(m.data, HOST)
+        A.reset_stopped(m)
+        m = env.start_moat(sites, acme={"directory": front.url})
         A.wait_installed(m, HOST)
         self.assertEqual(len(A.account_dirs(m.data)), 2, A.account_dirs(m.data))
         second = A.wait_served_by(m.https_port, HOST, env.pebble.root, timeout=10, moat=m)
@@ -261,6 +266,12 @@ class Lifecycle(AcmeCase):
                      != first.serial_number, 10, "the new directory's certificate served")
         self.assertEqual(len(env.pebble.orders()), 2, env.pebble.orders())
         self.assertIsNotNone(second)
+        # the new directory (which offers renewalInfo) was never asked about
+        # the old CA's certificate: that one is not the new CA's to know
+        # (and a `replaces` naming it would be refused by a real CA)
+        old_id = A.certid(first)
+        self.assertEqual([e for e in front.state()["ari"] if e["certid"] == old_id], [],
+                         front.state()["ari"])
 
     def test_forced_renewal_keeps_open_connection(self):
         """renew_before longer than pebble's lifetime (5 years): every

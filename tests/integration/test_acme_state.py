@@ -27,7 +27,6 @@ before the Retry-After the CA gave.
 """
 
 import datetime
-import json
 import os
 import re
 import ssl
@@ -110,6 +109,28 @@ class Crash(M.MoatTestCase):
 
     def test_kill9_while_ca_validates(self):
         self.kill_mid_order(during_validation=True)
+
+    def test_order_of_another_directory_is_dropped(self):
+        """An order left by kill -9 belongs to the directory it was placed
+        with; started with another directory, moat drops it and orders
+        from the new one instead of resuming it there."""
+        env = A.AcmeEnv(self, http_relay=True)
+        env.relay.hold()
+        front = A.DirStandin(self, env.pebble)
+        up = self.upstream()
+        sites = {HOST: M.site(up, tls={"acme": "http"})}
+        m = env.start_moat(sites)
+        placed = A.wait_log(m, r"acme: %s: order placed (\S+)" % re.escape(HOST)).group(1)
+        m.kill()
+        self.assertTrue(os.path.exists(os.path.join(A.cert_dir(m.data, HOST), "order.json")))
+        env.relay.release()
+        env.start_moat(sites, acme={"directory": front.url})
+        A.wait_log(m, r"acme: %s: dropping the order %s of another directory"
+                   % (re.escape(HOST), re.escape(placed)))
+        A.wait_installed(m, HOST)
+        self.assertEqual(A.log_count(m, r"resuming order"), 0, m.stderr())
+        self.assertEqual(len(env.pebble.orders()), 2, env.pebble.orders())
+        A.assert_served_by_pebble(self, env, m, HOST)
 
     def test_two_processes_one_data_dir(self):
         env = A.AcmeEnv(self, http_relay=True)
@@ -272,12 +293,7 @@ class CaErrors(M.MoatTestCase):
         A.wait_installed(m, HOST)
         m.stop()
         # as if the 6 hours to the next visit had passed
-        path = os.path.join(A.cert_dir(m.data, HOST), "state.json")
-        with open(path) as f:
-            state = json.load(f)
-        state["ari_check"] = 0
-        with open(path, "w") as f:
-            json.dump(state, f)
+        A.due_for_renewal_window(m.data, HOST)
         front.fail((503, None), (503, None), (503, None))
         A.reset_stopped(m)
         env.start_moat(sites, acme={"directory": front.url})

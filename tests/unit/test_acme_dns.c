@@ -131,9 +131,6 @@ static void test_duckdns_domain(void **state)
 	assert_int_equal(acme_dns_duckdns_domain(&d, "www.example.org", &dom, &err), 0);
 	assert_string_equal(dom, "mine");
 	free(dom);
-	assert_true(acme_dns_one_at_a_time(&d));
-	d.provider = CONF_DNS_RFC2136;
-	assert_false(acme_dns_one_at_a_time(&d));
 }
 
 static void test_bad_input(void **state)
