@@ -90,36 +90,15 @@ static const char py_script[] =
 	"    print('OK')\n";
 
 /* A temp dir and the files the tests (re)write in it, in turn. */
-struct ctx {
-	char dir[64];
-	char script[96];
-	char file[96];   /* the key, CSR or certificate under test */
-	char pub[96];    /* its public key, PEM */
-	char expect[96]; /* what python should find */
-};
-
 static int setup(void **state)
 {
-	struct ctx *c = xcalloc(1, sizeof(*c));
-
-	snprintf(c->dir, sizeof(c->dir), "/tmp/moat-test-acme-csr-XXXXXX");
-	if (mkdtemp(c->dir) == NULL)
-		return -1;
-	snprintf(c->script, sizeof(c->script), "%s/check.py", c->dir);
-	snprintf(c->file, sizeof(c->file), "%s/file", c->dir);
-	snprintf(c->pub, sizeof(c->pub), "%s/pub.pem", c->dir);
-	snprintf(c->expect, sizeof(c->expect), "%s/expect", c->dir);
-	testfs_write(c->script, py_script, strlen(py_script));
-	*state = c;
-	return 0;
+	*state = testfs_checker_new("acme-csr", py_script);
+	return *state != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct ctx *c = *state;
-
-	testfs_rm_tree(c->dir);
-	free(c);
+	testfs_checker_free(*state);
 	return 0;
 }
 
@@ -145,7 +124,7 @@ static void write_cert(const char *p, X509 *x)
 
 static void key_new_save_load(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	char *kp = c->file, *why = (char *)"unset", *pem, *out, group[64];
 	EVP_PKEY *k = acme_key_new(), *back;
 
@@ -181,7 +160,7 @@ static void assert_load_fails(const char *p, const char *reason)
 
 static void key_load_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	char missing[128], *out;
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
 
@@ -204,7 +183,7 @@ static void key_load_errors(void **state)
 }
 
 /* Have openssl and python check the CSR for names; cn "" = empty subject. */
-static void check_csr(struct ctx *c, const char *const *names, size_t n, const char *cn,
+static void check_csr(struct testfs_checker *c, const char *const *names, size_t n, const char *cn,
 		      int crit)
 {
 	EVP_PKEY *k = acme_key_new();
@@ -264,7 +243,7 @@ static void csr_names(void **state)
 /* The checks must be able to fail: a CSR for other names is refused. */
 static void csr_checker_can_fail(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	static const char *const names[] = {"a.example", "b.example"};
 	EVP_PKEY *k = acme_key_new();
 	char *b64 = acme_csr_b64url(k, names, 2), *out;
@@ -308,7 +287,7 @@ static void csr_rejects(void **state)
 
 static void alpn_cert(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	static const char ka[] = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA."
 				 "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 	char *out;
@@ -348,7 +327,7 @@ static void alpn_cert(void **state)
 
 static void dns01_value(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	static const char ka[] = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0."
 				 "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 	char *v = acme_dns01_value("abc"), *out, *want;
@@ -437,7 +416,7 @@ static void ari_rfc9773(void **state)
 /* Python derives the identifier from its own parse of the certificate. */
 static void ari_vs_python(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	static const char *const serials[] = {
 		"01", "7F", "80", "FF00", "8000000000000000000000000000000000000001",
 		"7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
@@ -535,7 +514,7 @@ static void assert_chain_ok(const char *pem, size_t len, EVP_PKEY *key)
 
 static void chain_check(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	EVP_PKEY *ca_key = acme_key_new(), *key = acme_key_new(), *other = acme_key_new();
 	X509 *ca = x509_new_ca(ca_key, "test CA", 30);
 	X509 *leaf = x509_new_client(key, "leaf", ca, ca_key, 10);

@@ -89,40 +89,19 @@ static const char py_script[] =
 	"    sys.exit(1)\n"
 	"print('OK')\n";
 
-struct ctx {
-	char dir[64];
-	char script[96];
-	char pub[96];    /* PEM public key of the key under test */
-	char jws[96];    /* the JWS under test */
-	char expect[96]; /* kid \n nonce \n url \n payload */
-};
-
 static int setup(void **state)
 {
-	struct ctx *c = xcalloc(1, sizeof(*c));
-
-	snprintf(c->dir, sizeof(c->dir), "/tmp/moat-test-jws-XXXXXX");
-	if (mkdtemp(c->dir) == NULL)
-		return -1;
-	snprintf(c->script, sizeof(c->script), "%s/check.py", c->dir);
-	snprintf(c->pub, sizeof(c->pub), "%s/pub.pem", c->dir);
-	snprintf(c->jws, sizeof(c->jws), "%s/jws.json", c->dir);
-	snprintf(c->expect, sizeof(c->expect), "%s/expect.txt", c->dir);
-	testfs_write(c->script, py_script, strlen(py_script));
-	*state = c;
-	return 0;
+	*state = testfs_checker_new("jws", py_script);
+	return *state != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct ctx *c = *state;
-
-	testfs_rm_tree(c->dir);
-	free(c);
+	testfs_checker_free(*state);
 	return 0;
 }
 
-static void write_pub(struct ctx *c, EVP_PKEY *key)
+static void write_pub(struct testfs_checker *c, EVP_PKEY *key)
 {
 	BIO *bio = BIO_new_file(c->pub, "w");
 
@@ -276,7 +255,7 @@ static void jwk_rfc7517(void **state)
 }
 
 /* jws_jwk and jws_thumbprint of k against python's own computation. */
-static void check_thumbprint(struct ctx *c, EVP_PKEY *k)
+static void check_thumbprint(struct testfs_checker *c, EVP_PKEY *k)
 {
 	char *out, *jwk = jws_jwk(k), *tp = jws_thumbprint(k), *want;
 
@@ -295,7 +274,7 @@ static void check_thumbprint(struct ctx *c, EVP_PKEY *k)
 
 static void thumbprint_vs_python(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	EVP_PKEY *k = rfc7517_key();
 	int i, zx = 0, zy = 0;
 
@@ -322,7 +301,7 @@ static void thumbprint_vs_python(void **state)
 static void key_authorization(void **state)
 {
 	static const char token[] = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	EVP_PKEY *k = rfc7517_key();
 	char *ka = jws_key_authorization(token, k);
 	char *out, *want;
@@ -343,22 +322,22 @@ static void key_authorization(void **state)
 }
 
 /* Ask python to verify jws as signed by k with the expected fields. */
-static char *py_verify(struct ctx *c, EVP_PKEY *k, const char *jws, const char *kid,
+static char *py_verify(struct testfs_checker *c, EVP_PKEY *k, const char *jws, const char *kid,
 		       const char *nonce, const char *url, const char *payload)
 {
 	char *expect = xasprintf("%s\n%s\n%s\n%s", kid != NULL ? kid : "", nonce, url, payload);
 	char *out;
 
 	write_pub(c, k);
-	testfs_write(c->jws, jws, strlen(jws));
+	testfs_write(c->file, jws, strlen(jws));
 	testfs_write(c->expect, expect, strlen(expect));
-	out = testfs_run("/usr/bin/python3 %s verify %s %s %s 2>&1", c->script, c->pub, c->jws,
+	out = testfs_run("/usr/bin/python3 %s verify %s %s %s 2>&1", c->script, c->pub, c->file,
 			c->expect);
 	free(expect);
 	return out;
 }
 
-static void assert_verifies(struct ctx *c, EVP_PKEY *k, const char *kid, const char *nonce,
+static void assert_verifies(struct testfs_checker *c, EVP_PKEY *k, const char *kid, const char *nonce,
 			    const char *url, const char *payload)
 {
 	char *jws = jws_sign(k, kid, nonce, url, payload), *out;
@@ -397,7 +376,7 @@ static void sign_with_kid(void **state)
 /* POST-as-GET: the payload member is "" (python checks it decodes to b""). */
 static void sign_post_as_get(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	EVP_PKEY *k = new_key("P-256");
 	char *jws = jws_sign(k, "https://a.example/acct/1", "abc", "https://a.example/order/1", "");
 
@@ -450,7 +429,7 @@ static void ossl_verify(EVP_PKEY *k, const char *jws, int *first_r, int *first_s
  */
 static void sign_pads_r_and_s(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	EVP_PKEY *k = new_key("P-256");
 	char *jws, *keep = NULL, *out;
 	int i, r, s, short_r = 0, short_s = 0;
@@ -478,7 +457,7 @@ static void sign_pads_r_and_s(void **state)
 /* The checker must be able to say no: a changed signature, url or key. */
 static void verifier_rejects_tampering(void **state)
 {
-	struct ctx *c = *state;
+	struct testfs_checker *c = *state;
 	EVP_PKEY *k = new_key("P-256"), *other = new_key("P-256");
 	char *jws = jws_sign(k, NULL, "n1", "https://a.example/new-account", "{}");
 	char *sig, *out;

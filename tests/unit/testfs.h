@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -94,6 +95,42 @@ static inline char *testfs_run(const char *fmt, ...)
 	buf[n] = '\0';
 	pclose(f);
 	return buf;
+}
+
+/* A temp dir with a checker script (python3, run by the test) and the
+ * files a test hands it: the object under test, its public key, what the
+ * checker should find. */
+struct testfs_checker {
+	char dir[64];
+	char script[96];
+	char file[96];
+	char pub[96];
+	char expect[96];
+};
+
+/* name: a word for the temp dir; script: the checker's source. NULL when
+ * the directory cannot be made. Free with testfs_checker_free. */
+static inline struct testfs_checker *testfs_checker_new(const char *name, const char *script)
+{
+	struct testfs_checker *c = xcalloc(1, sizeof(*c));
+
+	snprintf(c->dir, sizeof(c->dir), "/tmp/moat-test-%s-XXXXXX", name);
+	if (mkdtemp(c->dir) == NULL) {
+		free(c);
+		return NULL;
+	}
+	snprintf(c->script, sizeof(c->script), "%s/check.py", c->dir);
+	snprintf(c->file, sizeof(c->file), "%s/file", c->dir);
+	snprintf(c->pub, sizeof(c->pub), "%s/pub.pem", c->dir);
+	snprintf(c->expect, sizeof(c->expect), "%s/expect", c->dir);
+	testfs_write(c->script, script, strlen(script));
+	return c;
+}
+
+static inline void testfs_checker_free(struct testfs_checker *c)
+{
+	testfs_rm_tree(c->dir);
+	free(c);
 }
 
 #endif
