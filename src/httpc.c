@@ -42,6 +42,12 @@ int httpc_global_init(void)
 	return 0;
 }
 
+/* 127.0.0.0/8 (held v4-mapped, so a /104) and ::1 */
+static const struct cidr loopback[] = {
+	{ .a = { .b = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 0 } }, .bits = 104 },
+	{ .a = { .b = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 } }, .bits = 128 },
+};
+
 static bool host_is_loopback(const char *host)
 {
 	struct ipaddr ip;
@@ -53,13 +59,8 @@ static bool host_is_loopback(const char *host)
 		host++;
 		n -= 2;
 	}
-	if (ipaddr_parse(host, n, &ip) != 0)
-		return false;
-	/* 127.0.0.0/8 (held as ::ffff:127.x.y.z) or ::1 */
-	static const uint8_t v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	static const uint8_t v6[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
-
-	return (memcmp(ip.b, v4, 12) == 0 && ip.b[12] == 127) || memcmp(ip.b, v6, 16) == 0;
+	return ipaddr_parse(host, n, &ip) == 0 &&
+	       cidr_list_contains(loopback, sizeof(loopback) / sizeof(loopback[0]), &ip);
 }
 
 int httpc_url_ok(const char *url, char **why)

@@ -244,20 +244,27 @@ class Expiry(M.MoatTestCase):
 
 
 class CaErrors(M.MoatTestCase):
+    def first_failure(self, answer):
+        """moat started against the directory front answering (status,
+        retry_after) once; returns (env, front, moat, reason, wait) of the
+        first "failed: REASON; next attempt in WAIT s" line."""
+        env = A.AcmeEnv(self)
+        front = A.DirStandin(self, env.pebble)
+        front.fail(answer)
+        up = self.upstream()
+        m = env.start_moat({HOST: M.site(up, tls={"acme": "http"})},
+                           acme={"directory": front.url})
+        A.wait_log(m, r"acme: %s: failed: .*; next attempt in \d+ ?s" % re.escape(HOST))
+        reason, wait = A.failures(m, HOST)[0]
+        return env, front, m, reason, wait
+
     def test_503_with_retry_after_then_success(self):
         """The directory answers 503 with Retry-After: 2 once. moat logs the
         failure with a next attempt no sooner than the Retry-After (and no
         later than its first backoff step, a minute), serves the placeholder
         meanwhile, comes back when it said it would, and gets the
         certificate."""
-        env = A.AcmeEnv(self)
-        front = A.DirStandin(self, env.pebble)
-        front.fail((503, 2))
-        up = self.upstream()
-        m = env.start_moat({HOST: M.site(up, tls={"acme": "http"})},
-                           acme={"directory": front.url})
-        A.wait_log(m, r"acme: %s: failed: .*; next attempt in \d+ ?s" % re.escape(HOST))
-        reason, wait = A.failures(m, HOST)[0]
+        env, front, m, reason, wait = self.first_failure((503, 2))
         self.assertRegex(reason, r"503|[Uu]navailable|serverInternal", reason)
         self.assertTrue(2 <= wait <= 60, "Retry-After: 2 answered with 'next attempt in %d s'"
                         % wait)
@@ -308,14 +315,7 @@ class CaErrors(M.MoatTestCase):
     def test_retry_after_longer_than_backoff(self):
         """429 with a Retry-After far beyond any backoff: the next attempt is
         not before it."""
-        env = A.AcmeEnv(self)
-        front = A.DirStandin(self, env.pebble)
-        front.fail((429, 5000))
-        up = self.upstream()
-        m = env.start_moat({HOST: M.site(up, tls={"acme": "http"})},
-                           acme={"directory": front.url})
-        A.wait_log(m, r"acme: %s: failed: .*; next attempt in \d+ ?s" % re.escape(HOST))
-        reason, wait = A.failures(m, HOST)[0]
+        env, front, m, reason, wait = self.first_failure((429, 5000))
         self.assertRegex(reason, r"429|[Rr]ate", reason)
         self.assertTrue(5000 <= wait <= 5100, "Retry-After: 5000 answered with 'next attempt "
                         "in %d s'" % wait)
