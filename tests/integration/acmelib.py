@@ -203,7 +203,7 @@ class ChallTestSrv:
     def __init__(self, owner):
         self.dir = M.tempdir(owner)
         for _ in range(5):
-            self.dns_port, self.mgmt_port = M.free_port(), M.free_port()
+            self.dns_port, self.mgmt_port = M.free_ports(2)
             self.url = "http://127.0.0.1:%d" % self.mgmt_port
             self.p = Proc(owner, "pebble-challtestsrv", [
                 "pebble-challtestsrv", "-defaultIPv6", "", "-defaultIPv4", "127.0.0.1",
@@ -393,7 +393,7 @@ class Pebble:
     def start(self):
         ctx = ssl.create_default_context(cafile=self.ca_roots)
         for _ in range(5):
-            self.api_port, self.mgmt_port = M.free_port(), M.free_port()
+            self.api_port, self.mgmt_port = M.free_ports(2)
             self.dir_url = "https://127.0.0.1:%d/dir" % self.api_port
             self.mgmt_url = "https://127.0.0.1:%d" % self.mgmt_port
             self.proc = Proc(self.owner, "pebble", ["pebble", "-config", self._config(),
@@ -773,7 +773,7 @@ class AcmeEnv:
                 if attempt == 4 or "already listening" not in m.stderr():
                     raise
             m.proc, m._stopped = None, False
-            m.http_port, m.https_port = M.free_port(), M.free_port()
+            m.http_port, m.https_port = M.free_ports(2)
             if self.relay:
                 self.relay.target_port = m.http_port
             if m is self.moat:

@@ -26,6 +26,7 @@ and M.RecordingUpstream(owner=cls) / M.tempdir(cls): cleanups run at class end.
 
 API
   free_port() -> int                 a port that was free on 127.0.0.1 (also: a closed port)
+  free_ports(n) -> [int]             n different such ports
   connect_refused(port) -> bool      a TCP connect to 127.0.0.1:port is refused
   tempdir(owner) -> str              fresh dir, removed by owner's cleanup (MOAT_KEEP=1 keeps)
   to_yaml(obj) -> str                tiny YAML emitter (dict/list/str/int/bool/None)
@@ -147,6 +148,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """n different ports that were free on 127.0.0.1: all are held while
+    they are drawn, so two calls in a row cannot hand out one port twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def connect_refused(port):
     """True when a TCP connect to 127.0.0.1:port is refused."""
     try:
@@ -255,8 +271,7 @@ class Moat:
         self.conf_file = os.path.join(self.dir, "moat.yaml")
         self.stderr_file = os.path.join(self.dir, "stderr.txt")
         self.stdout_file = os.path.join(self.dir, "stdout.txt")
-        self.https_port = free_port()
-        self.http_port = free_port()
+        self.https_port, self.http_port = free_ports(2)
         self.proc = None
         self._stopped = False
         # the environment of the next start (None: the test's own)
@@ -302,8 +317,7 @@ class Moat:
                     raise
                 self.proc = None
                 self._stopped = False
-                self.https_port = free_port()
-                self.http_port = free_port()
+                self.https_port, self.http_port = free_ports(2)
                 config = dict(config, listen=self._listen())
 
     def _listen(self):

@@ -620,7 +620,7 @@ class Config(CaTestCase):
         p = os.path.join(self.d, "moat.yaml")
         write(p, "data: %s\nlisten:\n  http: \"127.0.0.1:%d\"\n  https: \"127.0.0.1:%d\"\n"
                  "sites:\n  app.test:\n    to: http://127.0.0.1:9101\n"
-              % (data, M.free_port(), M.free_port()))
+              % (data, *M.free_ports(2)))
         return p
 
     def test_data_from_config(self):
@@ -637,7 +637,7 @@ class Config(CaTestCase):
         conf = os.path.join(self.d, "gated.yaml")
         write(conf, "data: %s\nlisten:\n  http: \"127.0.0.1:%d\"\n  https: \"127.0.0.1:%d\"\n"
                     "sites:\n  app.test:\n    to: http://127.0.0.1:9101\n    clients: required\n"
-              % (self.data, M.free_port(), M.free_port()))
+              % (self.data, *M.free_ports(2)))
         rc, out, err = run("check", "-c", conf)
         self.assertEqual(rc, 1, "moat check passed without the CA:\n" + out + err)
         self.assertIn("moat ca init -c " + conf, err)

@@ -93,7 +93,7 @@ class Check(M.MoatTestCase):
 
     def test_good_config_table(self):
         cert = M.make_cert(self.d, ["files.test"])
-        text = ("data: %s\n" % self.data + listen_block(M.free_port(), M.free_port()) +
+        text = ("data: %s\n" % self.data + listen_block(*M.free_ports(2)) +
                 "workers: 1\n"
                 "sites:\n"
                 "  app.test:\n"
@@ -195,7 +195,7 @@ class Check(M.MoatTestCase):
     def test_missing_key_file(self):
         cert = M.make_cert(self.d, ["files.test"])
         missing = os.path.join(self.d, "nope", "files.test.key")
-        text = ("data: %s\n" % self.data + listen_block(M.free_port(), M.free_port()) +
+        text = ("data: %s\n" % self.data + listen_block(*M.free_ports(2)) +
                 "sites:\n"
                 "  files.test:\n"
                 "    to: http://127.0.0.1:9108\n"

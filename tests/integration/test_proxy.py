@@ -53,7 +53,7 @@ class Proxy(M.MoatTestCase):
         cls.live = M.RecordingUpstream(owner=cls)
         cls.reset = M.RecordingUpstream(M.Reply(action="reset"), owner=cls)
         cls.plain = M.RecordingUpstream(owner=cls)
-        cls.closed1, cls.closed2 = M.free_port(), M.free_port()
+        cls.closed1, cls.closed2 = M.free_ports(2)
         cls.moat_ = m = M.Moat(cls)
         m.start(m.config({
             "app.localhost": M.site(cls.up),
